@@ -22,6 +22,8 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
+from humanbench.errors import HumanbenchError
+
 SCHEMA_VERSION = "1.0"
 
 BodyModelKind = Literal["smpl", "smplx"]
@@ -37,7 +39,7 @@ BODY_POSE_DIM = {"smpl": 69, "smplx": 63}
 """Axis-angle body pose length per body model (SMPL 23 joints, SMPL-X 21 joints)."""
 
 
-class SchemaError(ValueError):
+class SchemaError(HumanbenchError, ValueError):
     """A sample does not follow the schema; the message names the key, the field and what was expected."""
 
 

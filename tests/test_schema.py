@@ -77,3 +77,13 @@ def test_decode_rejects_other_schema_version() -> None:
     encoded["json"] = encoded["json"].replace(b'"schema_version":"1.0"', b'"schema_version":"0.9"')
     with pytest.raises(SchemaError, match="schema_version '0.9'"):
         decode_sample(encoded)
+
+
+def test_every_field_is_documented() -> None:
+    from pathlib import Path
+
+    from humanbench.schema import CAMERA_FIELDS, PERSON_FIELDS
+
+    doc = (Path(__file__).parents[1] / "docs" / "schema.md").read_text()
+    for name in [*PERSON_FIELDS, *CAMERA_FIELDS]:
+        assert f"`{name}`" in doc, name

@@ -1,0 +1,26 @@
+"""The Python API: one function per ``humanbench`` command, returning the objects the CLI prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from humanbench.demo import DemoResult, run_demo
+from humanbench.inspection import InspectReport, inspect_shards
+from humanbench.shards import VerifyReport, verify_shards
+
+
+def inspect(shards: str | Path, *, contact_sheet: str | Path | None = None, num_images: int = 16,
+            max_samples: int | None = None) -> InspectReport:
+    """Counts, per-field statistics (a DataFrame) and a contact-sheet PNG of a shard folder."""
+    return inspect_shards(shards, contact_sheet=contact_sheet, num_images=num_images, max_samples=max_samples)
+
+
+def verify(shards: str | Path, *, deep: bool = True) -> VerifyReport:
+    """Check a shard folder against its manifest; ``report.ok`` is False on any problem."""
+    return verify_shards(shards, deep=deep)
+
+
+def demo(out: str | Path = "humanbench-demo", *, body_models: str | Path | None = None, frames: int = 48,
+         seed: int = 0, progress: bool = True) -> DemoResult:
+    """Synthesize, write, verify and inspect a small dataset; see :func:`humanbench.demo.run_demo`."""
+    return run_demo(out, body_models=body_models, frames=frames, seed=seed, progress=progress)
