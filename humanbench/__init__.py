@@ -1,3 +1,22 @@
-"""humanbench: convert, evaluate and compare 3D human methods under exact, named protocols."""
+"""humanbench: convert, evaluate and compare 3D human methods under exact, named protocols.
+
+The Python API mirrors the CLI: ``humanbench.info``, ``humanbench.inspect``, ``humanbench.verify``
+and ``humanbench.demo`` (loaded lazily from :mod:`humanbench.api` so that importing the package
+stays cheap).
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_API = ("info", "format_info", "inspect", "verify", "demo")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from humanbench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'humanbench' has no attribute {name!r}")
