@@ -45,6 +45,7 @@ __all__ = [
     "load_body_model",
     "validate_model_arrays",
     "model_from_arrays",
+    "read_kid_template",
 ]
 
 NUM_VERTICES = {"smpl": 6890, "smplh": 6890, "smplx": 10475, "mano": 778}
@@ -310,16 +311,18 @@ def _user_arrays(
     notes = [located.note] if located.note else []
     if skipped and located.path.suffix == ".npz":
         notes.append(f"skipped non-numeric entries {skipped} (not unpickled)")
-    kid = None
-    if age == "kid":
-        kid_file = locate_kid_template(root, kind)
-        kid = read_npy(kid_file.path)
-        if kid.shape != (NUM_VERTICES[kind], 3) or kid.dtype.kind not in "iuf":
-            raise BodyModelFormatError(
-                f"{kid_file.path}: kid template has shape {kid.shape} ({kid.dtype}); "
-                f"expected ({NUM_VERTICES[kind]}, 3) floats"
-            )
+    kid = read_kid_template(locate_kid_template(root, kind).path, kind) if age == "kid" else None
     return arrays, kid, str(located.path), notes
+
+
+def read_kid_template(path: Path, kind: str) -> np.ndarray:
+    """An AGORA kid template ``(V, 3)`` from ``.npy``, shape-checked."""
+    kid = read_npy(path)
+    if kid.shape != (NUM_VERTICES[kind], 3) or kid.dtype.kind not in "iuf":
+        raise BodyModelFormatError(
+            f"{path}: kid template has shape {kid.shape} ({kid.dtype}); expected ({NUM_VERTICES[kind]}, 3) floats"
+        )
+    return kid
 
 
 def _check_options(kind: str, gender: str, age: str, hand: str, use_pca: bool, num_pca_comps: int) -> None:

@@ -13,7 +13,7 @@ Folder layout written by :func:`write_model_folder` (the smplx layout)::
     ROOT/smplx/SMPLX_{NEUTRAL,MALE,FEMALE}.npz    (or .pkl)
     ROOT/smplx/smplx_kid_template.npy
     ROOT/smplh/SMPLH_{GENDER}.pkl, ROOT/mano/MANO_{LEFT,RIGHT}.pkl   (if asked for)
-    ROOT/index_sets/...                           see :data:`INDEX_SET_FILES`
+    ROOT/index_sets/...                           see ``index_sets.INDEX_SETS``
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from humanbench.bodymodels.index_sets import INDEX_SETS
+
 __all__ = [
-    "INDEX_SET_FILES",
     "py2_pickle_bytes",
     "Chumpy",
     "CscMatrix",
@@ -40,19 +41,6 @@ __all__ = [
 ]
 
 ArraysFor = Callable[[str, str], Mapping[str, np.ndarray]]
-
-#: Index-set name (as in ``synthetic_index_sets``) -> official file name.
-INDEX_SET_FILES: Mapping[str, str] = {
-    "J_regressor_h36m": "J_regressor_h36m.npy",
-    "J_regressor_h36m_smplx": "J_regressor_h36m_smplx.npy",
-    "smplx_to_j14": "SMPLX_to_J14.pkl",
-    "mano_left_vertex_ids": "MANO_SMPLX_vertex_ids.pkl",
-    "mano_right_vertex_ids": "MANO_SMPLX_vertex_ids.pkl",
-    "flame_vertex_ids": "SMPL-X__FLAME_vertex_ids.npy",
-    "body_verts_smpl": "body_verts_smpl.npy",
-    "body_verts_smplx": "body_verts_smplx.npy",
-}
-
 
 @dataclass(frozen=True)
 class Chumpy:
@@ -255,7 +243,7 @@ def write_kid_template(path: str | Path, template: np.ndarray) -> Path:
 
 
 def write_index_sets(folder: str | Path, sets: Mapping[str, np.ndarray]) -> list[Path]:
-    """Write index sets under their official names (keys as in :data:`INDEX_SET_FILES`).
+    """Write index sets under their official names (keys as in ``index_sets.INDEX_SETS``).
 
     ``SMPLX_to_J14.pkl`` is a Python-3 pickle of the ``(14, V)`` array (as in
     ExPose), ``MANO_SMPLX_vertex_ids.pkl`` a dict with ``left_hand`` /
@@ -266,7 +254,7 @@ def write_index_sets(folder: str | Path, sets: Mapping[str, np.ndarray]) -> list
     for name, array in sets.items():
         if name == "mano_right_vertex_ids":
             continue  # stored together with the left-hand ids
-        path = _parent_made(folder / INDEX_SET_FILES[name])
+        path = _parent_made(folder / INDEX_SETS[name].file_name)
         if name == "smplx_to_j14":
             path.write_bytes(pickle.dumps(np.asarray(array), protocol=4))
         elif name == "mano_left_vertex_ids":
