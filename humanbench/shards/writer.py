@@ -197,18 +197,17 @@ class ShardWriter:
         for name in sorted(sample):
             if name != "__key__":
                 data = sample[name]
-                header = member_header(f"{key}.{name}", len(data))
-                members.append((header, data))
-                size += len(header) + len(data) + (-len(data) % 512)
+                chunks = (member_header(f"{key}.{name}", len(data)), data, padding_for(len(data)))
+                members.append(chunks)
+                size += sum(map(len, chunks))
         if self._file is not None and (
             self._count >= self.max_count or self._bytes + size + len(END_OF_ARCHIVE) > self.max_bytes
         ):
             self._finish_shard()
         if self._file is None:
             self._open_shard(key)
-        for header, data in members:
-            pad = padding_for(len(data))
-            for chunk in (header, data, pad):
+        for chunks in members:
+            for chunk in chunks:
                 self._file.write(chunk)
                 self._hash.update(chunk)
         self._count += 1
