@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from humanbench.bodymodels.safe_pickle import load_pickle_restricted
+from humanbench.errors import HumanbenchError
 
 __all__ = [
     "ENV_VAR",
@@ -74,11 +75,11 @@ INDEX_SET_SOURCES = {
 }
 
 
-class BodyModelNotFoundError(FileNotFoundError):
+class BodyModelNotFoundError(HumanbenchError, FileNotFoundError):
     """A body-model file (or the folder) is missing; the message says what, where and how to get it."""
 
 
-class BodyModelFormatError(ValueError):
+class BodyModelFormatError(HumanbenchError, ValueError):
     """A file exists but its content is wrong: missing key, wrong shape/dtype, corrupt archive."""
 
 

@@ -53,7 +53,7 @@ _NUM_FACES = {"smpl": 13776, "smplh": 13776, "smplx": 20908, "mano": 1538}
 _NUM_SKELETON_JOINTS = {"smpl": 24, "smplh": 52, "smplx": 55, "mano": 16}
 _KID_KINDS = ("smpl", "smplx")
 
-# Per-sample sizes of the forward inputs each kind accepts (None: depends on the model).
+# Forward inputs each kind accepts.
 _INPUTS: dict[str, tuple[str, ...]] = {
     "smpl": ("betas", "global_orient", "body_pose", "transl"),
     "smplh": ("betas", "global_orient", "body_pose", "transl", "left_hand_pose", "right_hand_pose"),
@@ -61,6 +61,7 @@ _INPUTS: dict[str, tuple[str, ...]] = {
               "jaw_pose", "leye_pose", "reye_pose", "expression"),
     "mano": ("betas", "global_orient", "hand_pose", "transl"),
 }
+# smplx's ``create_<name>`` switches: all off (no stored default parameters), every input is passed.
 _SMPLX_SWITCHES = ("betas", "global_orient", "body_pose", "transl", "left_hand_pose", "right_hand_pose",
                    "hand_pose", "expression", "jaw_pose", "leye_pose", "reye_pose")
 
@@ -144,7 +145,15 @@ class BodyOutput:
 
 
 class BodyModel(torch.nn.Module):
-    """A loaded body model; ``forward`` takes explicit keywords only (misspellings raise)."""
+    """A loaded body model; ``forward`` takes explicit keywords only (misspellings raise).
+
+    Attributes: ``kind``, ``gender``, ``age``, ``synthetic`` (no real file
+    behind it), ``source`` (file path or "synthetic"), ``notes`` (loading
+    remarks), ``faces`` (F, 3) int64, ``num_betas`` (incl. the kid beta),
+    ``num_expression_coeffs``, ``num_vertices``, ``num_joints`` (rows of
+    ``joints``, with smplx's extra vertex joints / landmarks), and the
+    wrapped ``smplx_model``.
+    """
 
     def __init__(
         self,
@@ -299,7 +308,7 @@ def _synthetic_arrays(kind: str, gender: str, age: str) -> tuple[dict[str, np.nd
         )
     from humanbench.bodymodels.synthetic import synthetic_kid_template, synthetic_model_arrays
 
-    kid = synthetic_kid_template(kind) if age == "kid" else None
+    kid = _validated_kid(synthetic_kid_template(kind), kind, "synthetic") if age == "kid" else None
     return dict(synthetic_model_arrays(kind, gender)), kid
 
 
@@ -315,14 +324,18 @@ def _user_arrays(
     return arrays, kid, str(located.path), notes
 
 
-def read_kid_template(path: Path, kind: str) -> np.ndarray:
-    """An AGORA kid template ``(V, 3)`` from ``.npy``, shape-checked."""
-    kid = read_npy(path)
+def _validated_kid(kid: np.ndarray, kind: str, source: str) -> np.ndarray:
+    kid = np.asarray(kid)
     if kid.shape != (NUM_VERTICES[kind], 3) or kid.dtype.kind not in "iuf":
         raise BodyModelFormatError(
-            f"{path}: kid template has shape {kid.shape} ({kid.dtype}); expected ({NUM_VERTICES[kind]}, 3) floats"
+            f"{source}: kid template has shape {kid.shape} ({kid.dtype}); expected ({NUM_VERTICES[kind]}, 3) floats"
         )
     return kid
+
+
+def read_kid_template(path: Path, kind: str) -> np.ndarray:
+    """An AGORA kid template ``(V, 3)`` from ``.npy``, shape-checked."""
+    return _validated_kid(read_npy(path), kind, str(path))
 
 
 def _check_options(kind: str, gender: str, age: str, hand: str, use_pca: bool, num_pca_comps: int) -> None:

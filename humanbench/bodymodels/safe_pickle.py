@@ -31,6 +31,8 @@ from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
 
+from humanbench.errors import HumanbenchError
+
 __all__ = [
     "DEFAULT_ALLOWED",
     "PickleLoadError",
@@ -47,7 +49,7 @@ SparseMode = Literal["dense", "scipy"]
 _MAX_DENSE_ELEMENTS = 1 << 28
 
 
-class PickleLoadError(pickle.UnpicklingError):
+class PickleLoadError(HumanbenchError, pickle.UnpicklingError):
     """Base class: a pickle could not be loaded safely; names the file."""
 
 
