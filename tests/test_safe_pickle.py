@@ -6,6 +6,7 @@ import fractions
 import os
 import pickle
 import pickletools
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,14 @@ def test_python2_pickle_needs_latin1_and_loads():
     out = loads_pickle_restricted(data)
     np.testing.assert_array_equal(out["v_template"], np.arange(6.0).reshape(2, 3) + 0.5)
     assert out["bs_style"] == "lbs"
+
+
+def test_python2_numpy_scalar_loads():
+    """numpy 1.x under Python 2: ``scalar(dtype('f8'), <str>)`` with the raw bytes as a latin-1 str."""
+    data = (b"\x80\x02cnumpy.core.multiarray\nscalar\ncnumpy\ndtype\nU\x02f8K\x00K\x01\x87R"
+            b"(K\x03U\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbU\x08" + struct.pack("<d", 1.5) + b"\x86R.")
+    value = loads_pickle_restricted(data)
+    assert value == 1.5 and value.dtype == np.float64
 
 
 def test_chumpy_and_sparse_become_arrays_without_chumpy():

@@ -237,7 +237,7 @@ def read_npz_numeric(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]
 def read_npy(path: str | Path) -> np.ndarray:
     """A numeric ``.npy`` array (object arrays are refused, never unpickled)."""
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
@@ -245,6 +245,10 @@ def read_npy(path: str | Path) -> np.ndarray:
             f"{path}: could not be read as a numeric .npy array ({type(exc).__name__}: {exc}). "
             "The file is truncated, corrupt, or holds pickled Python objects."
         ) from exc
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise BodyModelFormatError(f"{path}: is an .npz archive; expected a single .npy array")
+    return array
 
 
 def read_model_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:

@@ -363,6 +363,8 @@ def loads_pickle_restricted(
         return _Converter(sparse)(obj)
     except PickleLoadError as exc:
         raise type(exc)(f"{source}: {exc}") from None
+    except RecursionError:
+        raise UnsupportedPickleContentError(f"{source}: objects nested too deeply (or cyclic)") from None
 
 
 def load_pickle_restricted(
