@@ -127,6 +127,15 @@ def test_folder_loads_without_chumpy_and_matches_source_arrays(folder, kind, var
     np.testing.assert_array_equal(model.faces, arrays["f"].astype(np.int64))
 
 
+def test_smplx_pkl_variant_matches_npz(folder, tmp_path):
+    write_model_folder(tmp_path, ("smplx",), ("female",), arrays_for=random_model_arrays, kid_templates={},
+                       index_sets={}, smplx_format="pkl")
+    from_pkl, from_npz = (load_body_model("smplx", "female", root=r) for r in (tmp_path, folder))
+    assert from_pkl.source.endswith("SMPLX_FEMALE.pkl") and from_npz.source.endswith("SMPLX_FEMALE.npz")
+    pose = _random_pose(from_npz)
+    torch.testing.assert_close(from_pkl(**pose).vertices, from_npz(**pose).vertices, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("kind", ["smpl", "smplx"])
 def test_kid_model_adds_the_template_as_last_beta(folder, kind):
     model = load_body_model(kind, root=folder, age="kid", flat_hand_mean=True)  # no hand pose: T-pose

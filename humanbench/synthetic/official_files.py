@@ -22,7 +22,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 import numpy as np
 
@@ -280,7 +280,7 @@ def write_model_folder(
     arrays_for: ArraysFor | None = None,
     kid_templates: Mapping[str, np.ndarray] | None = None,
     index_sets: Mapping[str, np.ndarray] | None = None,
-    smplx_format: str = "npz",
+    smplx_format: Literal["npz", "pkl"] = "npz",
 ) -> Path:
     """Lay out a complete user body-model folder in the standard smplx layout.
 
@@ -290,6 +290,8 @@ def write_model_folder(
     ``(V, 3)`` template and ``index_sets`` maps index-set names to arrays
     (defaults: synthetic ones; pass ``{}`` to write none).
     """
+    if smplx_format not in ("npz", "pkl"):
+        raise ValueError(f"smplx_format must be 'npz' or 'pkl', got {smplx_format!r}")
     root = Path(root)
     kinds = tuple(kinds)
     arrays_for = arrays_for or _synthetic_arrays
