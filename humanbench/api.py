@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from humanbench.bodymodels import ModelReport, format_report, inspect_body_model_folder
 from humanbench.demo import DemoResult, run_demo
 from humanbench.inspection import InspectReport, inspect_shards
 from humanbench.shards import VerifyReport, verify_shards
+
+
+def info(body_models: str | Path | None = None) -> list[ModelReport]:
+    """Load every body model, kid template and index set found (or the synthetic ones) and report each."""
+    return inspect_body_model_folder(body_models)
+
+
+def format_info(reports: list[ModelReport]) -> str:
+    """The table ``humanbench info`` prints."""
+    return format_report(reports)
 
 
 def inspect(shards: str | Path, *, contact_sheet: str | Path | None = None, num_images: int = 16,

@@ -1,7 +1,8 @@
 """The ``humanbench`` command line: a thin argparse layer over :mod:`humanbench.api`.
 
 Every command is a function of the Python API; this module only parses options, prints
-reports and turns failures into a message on stderr and a non-zero exit status.
+reports and turns failures into a message on stderr and a non-zero exit status. The API (and
+with it torch) is imported only when a command runs, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from humanbench import __version__, api
+from humanbench import __version__
 from humanbench.errors import HumanbenchError
 
 BODY_MODELS_HELP = (
@@ -21,24 +22,32 @@ BODY_MODELS_HELP = (
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from humanbench import api
+
     reports = api.info(body_models=args.body_models)
     print(api.format_info(reports))
     return 0 if all(r.ok for r in reports) else 1
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from humanbench import api
+
     report = api.inspect(args.shards, contact_sheet=args.contact_sheet, num_images=args.num_images, max_samples=args.max_samples)
     print(report.to_text())
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from humanbench import api
+
     report = api.verify(args.shards, deep=not args.quick)
-    print(report.to_text())
+    print(report)
     return 0 if report.ok else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from humanbench import api
+
     result = api.demo(out=args.out, body_models=args.body_models, frames=args.frames, seed=args.seed)
     print(result.to_text())
     return 0

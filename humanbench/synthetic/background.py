@@ -16,10 +16,10 @@ def ground_and_sky(K: np.ndarray, height: int, width: int, floor_y: float, tile:
     v, u = np.mgrid[0:height, 0:width].astype(np.float64)
     rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], axis=-1)
     ground = rays[..., 1] > 1e-6
-    depth = np.where(ground, floor_y / np.where(ground, rays[..., 1], 1.0), np.inf)
+    depth = np.where(ground, floor_y / np.where(ground, rays[..., 1], 1.0), 0.0)  # 0 above the horizon (unused)
     x, z = rays[..., 0] * depth, depth
     checker = ((np.floor(x / tile) + np.floor(z / tile)) % 2).astype(int)
-    fade = np.exp(-np.where(ground, z, 0.0) / 40.0)[..., None]
+    fade = np.exp(-z / 40.0)[..., None]
     ground_rgb = colours[checker] * fade + sky[1] * (1 - fade)
     t = (v / max(height - 1, 1))[..., None]
     sky_rgb = sky[0] * (1 - t) + sky[1] * t

@@ -22,7 +22,7 @@ def _rotvec(*rotations: tuple[str, np.ndarray]) -> np.ndarray:
     """Compose elementary rotations (applied left to right in the parent frame) -> (T,3) axis-angle."""
     total = None
     for axis, angle in rotations:
-        rot = Rotation.from_euler(axis, np.asarray(angle, dtype=np.float64))
+        rot = Rotation.from_euler(axis, np.asarray(angle, dtype=np.float64).reshape(-1, 1))
         total = rot if total is None else rot * total
     return total.as_rotvec()
 

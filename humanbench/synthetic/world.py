@@ -37,6 +37,17 @@ PART_MATERIAL = np.array([_TROUSERS, _TROUSERS, _TROUSERS, _SHIRT, _TROUSERS, _T
                           _SKIN, _SKIN, _SKIN, _SKIN])
 
 
+def _smpl_part_of_vertex(model: BodyModel) -> np.ndarray:
+    """(V,) SMPL joint index (0..23) of each vertex's dominant skinning weight.
+
+    SMPL-X joints beyond the SMPL body map to their SMPL counterpart: jaw and eyes to the head,
+    fingers to the hand of their side.
+    """
+    dominant = model.smplx_model.lbs_weights.argmax(dim=1).cpu().numpy()
+    to_smpl = np.concatenate([np.arange(22), [15, 15, 15], np.full(15, 22), np.full(15, 23)])
+    return to_smpl[dominant] if model.kind == "smplx" else dominant
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """What to synthesize: ``sequences`` x ``frames`` images of ``width`` x ``height`` pixels."""
@@ -81,8 +92,8 @@ def _plan_person(config: WorldConfig, rng: np.random.Generator, slot: int) -> _P
     frames = config.frames
     motion = str(rng.choice(sorted(MOTIONS)))
     yaw = rng.uniform(-np.pi, np.pi)
-    upright = Rotation.from_euler("x", np.pi)  # SMPL's y-up rest frame -> OpenCV camera (y down)
-    orient = (upright * Rotation.from_euler("y", yaw)).as_rotvec()
+    upright = Rotation.from_euler("x", [np.pi])  # SMPL's y-up rest frame -> OpenCV camera (y down)
+    orient = (upright * Rotation.from_euler("y", [yaw])).as_rotvec().reshape(3)
     start = np.array([(-0.55 if slot == 0 else 0.55) * (config.max_people > 1) + rng.uniform(-0.2, 0.2),
                       rng.uniform(0.1, 0.25), rng.uniform(4.2, 5.5) + 0.8 * slot])
     heading = Rotation.from_rotvec(orient).apply([0.0, 0.0, 1.0])
@@ -147,7 +158,7 @@ class SyntheticWorld:
         """The body model of ``gender`` (float64, loaded on first use)."""
         if gender not in self._models:
             self._models[gender] = load_body_model(self.config.body_model, gender, root=self.config.body_models,
-                                                   dtype=torch.float64)
+                                                   use_pca=False, flat_hand_mean=True, dtype=torch.float64)
         return self._models[gender]
 
     def samples(self, start: int = 0) -> Iterator[Sample]:
@@ -166,7 +177,7 @@ class SyntheticWorld:
         floor_y = float(max(verts[0, :, 1].max() for _, verts, _ in posed))
         background = ground_and_sky(K, cfg.height, cfg.width, floor_y, rng.uniform(0.5, 1.0),
                                     rng.uniform(60, 200, (2, 3)), rng.uniform(120, 255, (2, 3)))
-        colours = [p.palette[PART_MATERIAL[self.model(p.gender).part_of_vertex]] for p in people]
+        colours = [p.palette[PART_MATERIAL[_smpl_part_of_vertex(self.model(p.gender))]] for p in people]
         faces = [self.model(p.gender).faces for p in people]
         for frame in range(first_frame, cfg.frames):
             yield self._frame(index, frame, people, posed, colours, faces, K, background)
