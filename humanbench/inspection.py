@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from humanbench.schema import Sample, decode_image, decode_sample
+from humanbench.schema import Sample, decode_image, decode_sample, validate_sample
 from humanbench.shards import Manifest, iter_encoded
 
 PERSON_COLOURS = [(230, 57, 70), (29, 140, 214), (46, 196, 102), (250, 180, 20), (160, 80, 220), (240, 110, 180)]
@@ -116,6 +116,8 @@ def inspect_shards(folder: str | Path, *, contact_sheet: str | Path | None = Non
                    max_samples: int | None = None) -> InspectReport:
     """Stream ``folder`` once: counts, per-field statistics, and a contact sheet of ``num_images`` samples.
 
+    Every sample is validated against the schema; the first violation raises
+    :class:`~humanbench.schema.SchemaError` naming the sample key and the field.
     The contact-sheet samples are spread evenly over the folder. ``contact_sheet`` defaults to
     ``folder/contact_sheet.png``; pass ``num_images=0`` to skip it.
     """
@@ -131,6 +133,7 @@ def inspect_shards(folder: str | Path, *, contact_sheet: str | Path | None = Non
         if index >= total:
             break
         sample = decode_sample(encoded)
+        validate_sample(sample)
         counts["samples"] += 1
         counts["people"] += sample.num_people
         counts["valid people"] += int(sample.people["valid"].sum())

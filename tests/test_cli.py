@@ -77,3 +77,46 @@ def test_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("inspect", str(tmp_path))
     assert result.returncode == 2
     assert "manifest" in result.stderr and str(tmp_path) in result.stderr
+
+
+def test_inspect_reports_a_schema_violation_with_key_and_field(tmp_path: Path) -> None:
+    import numpy as np
+
+    from humanbench.schema import encode_sample
+    from humanbench.shards import ShardWriter
+    from tests.test_schema import make_sample
+
+    sample = make_sample()
+    sample.people["body_pose"] = np.zeros((2, 60))
+    fields = {"schema_version": "1.0", "dataset": "toy", "split": "test", "source_fingerprint": "x",
+              "humanbench_version": "0", "command": "test", "dropped": [], "extra": {}}
+    with ShardWriter(tmp_path / "bad", manifest_fields=fields) as writer:
+        writer.write(encode_sample(sample, validate=False))
+    result = run_cli("inspect", str(tmp_path / "bad"))
+    assert result.returncode == 2
+    assert "sample 'seq_a-000012': field 'body_pose'" in result.stderr
+
+
+@pytest.mark.parametrize("problem", ["missing", "truncated", "malicious"])
+def test_info_fails_on_bad_body_model_folders(tmp_path: Path, problem: str) -> None:
+    import pickle
+
+    root = tmp_path / "models"
+    if problem != "missing":
+        (root / "smpl").mkdir(parents=True)
+        target = root / "smpl" / "SMPL_NEUTRAL.pkl"
+        if problem == "truncated":
+            target.write_bytes(pickle.dumps({"v_template": list(range(100))}, protocol=2)[:40])
+        else:
+            marker = tmp_path / "pwned"
+            target.write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    result = run_cli("info", "--body-models", str(root))
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    if problem == "missing":
+        assert str(root) in text
+    else:
+        assert "SMPL_NEUTRAL.pkl" in text and "FAIL" in text
+    if problem == "malicious":
+        assert "os.system" in text or "posix.system" in text
+        assert not (tmp_path / "pwned").exists()
