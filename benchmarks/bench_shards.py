@@ -9,8 +9,10 @@ npz per sample, then measures in one run:
 * loose-file read + JPEG decode samples/s (one ``.jpg`` file per sample);
 * JPEG decode of the same bytes already in memory (the bound).
 
-Reads are from the page cache (one warm-up round); the read paths are timed
-in interleaved rounds and each figure is the best of ``--repeats`` rounds.
+Reads are from the page cache (one warm-up round).  The read paths are timed
+sample by sample, interleaved (each path advances one sample in turn), and
+each figure sums every sample's best time over ``--repeats`` rounds, so load
+from other processes hits all paths alike and bursts of it are filtered out.
 All decoding uses PIL.  Usage::
 
     python benchmarks/bench_shards.py --n 2000
@@ -23,7 +25,7 @@ import io
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,22 +75,26 @@ def decode_jpeg(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def best_rates(n: int, runs: dict[str, Callable[[], Iterable[object]]], repeats: int) -> dict[str, float]:
-    """Best samples/s of each run over ``repeats`` rounds, after one warm-up round.
+def best_rates(n: int, runs: dict[str, Callable[[], Iterator[object]]], repeats: int) -> dict[str, float]:
+    """Samples/s of each run, timed sample by sample with the runs interleaved.
 
-    Rounds interleave the runs so that background load hits them alike.
+    Each round advances every run by one sample in turn, so background load
+    hits all runs alike; each sample's time is its best over ``repeats``
+    rounds (after a warm-up round), and a run's rate is ``n`` over the sum.
     """
-    best = dict.fromkeys(runs, float("inf"))
+    best = {name: [float("inf")] * n for name in runs}
     for round_ in range(repeats + 1):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            count = sum(1 for _ in run())
-            elapsed = time.perf_counter() - start
-            if count != n:
-                raise RuntimeError(f"{name}: expected {n} samples, got {count}")
-            if round_:
-                best[name] = min(best[name], elapsed)
-    return {name: n / seconds for name, seconds in best.items()}
+        iterators = {name: make() for name, make in runs.items()}
+        for i in range(n):
+            for name, iterator in iterators.items():
+                start = time.perf_counter()
+                next(iterator)
+                elapsed = time.perf_counter() - start
+                if round_ and elapsed < best[name][i]:
+                    best[name][i] = elapsed
+        if any(next(iterator, None) is not None for iterator in iterators.values()):
+            raise RuntimeError(f"a run yielded more than {n} samples")
+    return {name: n / sum(times) for name, times in best.items()}
 
 
 def main() -> None:
@@ -97,7 +103,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="image side in pixels")
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality")
     parser.add_argument("--max-count", type=int, default=500, help="samples per shard")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (best per figure is kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (best per sample is kept)")
     parser.add_argument("--workdir", type=Path, help="where to write (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -130,7 +136,8 @@ def main() -> None:
         }, args.repeats)
 
     bound, shard, files = rates["bound"], rates["shard"], rates["files"]
-    print(f"shard write                  {write_rate:10.0f} samples/s  ({write_rate * mib / args.n:.0f} MiB/s, fsync per shard)")
+    print(f"shard write                  {write_rate:10.0f} samples/s  "
+          f"({write_rate * mib / args.n:.0f} MiB/s, fsync per shard)")
     print(f"shard read only              {rates['shard_only']:10.0f} samples/s")
     print(f"shard read + JPEG decode     {shard:10.0f} samples/s")
     print(f"loose files + JPEG decode    {files:10.0f} samples/s")

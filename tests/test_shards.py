@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from humanbench.shards.manifest import (
 from humanbench.shards.reader import ShardDataset, collate, iter_encoded, make_loader
 from humanbench.shards.tario import ShardError
 from humanbench.shards.verify import verify_shards
-from humanbench.shards.writer import ShardWriter
+from humanbench.shards.writer import ShardWriter, ShardWriterError
 
 FIELDS = {
     "dataset": "toy",
@@ -145,7 +144,7 @@ def test_exception_mid_shard_leaves_no_complete_looking_shard(tmp_path):
 
 
 def test_writer_refuses_complete_folder(toy):
-    with pytest.raises(FileExistsError, match="complete conversion"):
+    with pytest.raises(ShardWriterError, match="complete conversion"):
         ShardWriter(toy, manifest_fields=FIELDS)
 
 
@@ -196,7 +195,7 @@ _KILLED_RUN = """
 import os, sys
 sys.path.insert(0, {tests!r})
 from test_shards import FIELDS, make_samples
-from humanbench.shards.writer import ShardWriter
+from humanbench.shards.writer import ShardWriter, ShardWriterError
 with ShardWriter({out!r}, max_count=5, manifest_fields=FIELDS) as writer:
     for i, sample in enumerate(make_samples({n})):
         if i == {kill_at}:

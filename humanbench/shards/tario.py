@@ -17,6 +17,8 @@ import zlib
 from collections.abc import Iterator
 from typing import Union
 
+from humanbench.errors import HumanbenchError
+
 BLOCK = 512
 END_OF_ARCHIVE = bytes(2 * BLOCK)
 _ZERO_BLOCK = bytes(BLOCK)
@@ -28,7 +30,7 @@ _PAX_NAME = b"././@PaxHeader"
 Buffer = Union[bytes, mmap.mmap]
 
 
-class ShardError(Exception):
+class ShardError(HumanbenchError):
     """A shard (or shard folder) is missing, truncated or corrupted.
 
     ``shard`` names the shard file and ``member`` the tar member

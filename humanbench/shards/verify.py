@@ -106,11 +106,12 @@ def verify_shards(directory: str | os.PathLike, *, deep: bool = True) -> VerifyR
     all_parsed = True
     for i, info in enumerate(manifest.shards):
         if i and manifest.shards[i - 1].last_key >= info.first_key:
-            report.problems.append(Problem(info.name, None, "first key is not after the previous shard's last key"))
+            report.problems.append(Problem(info.name, None, "first key not after the previous shard's last key"))
         fields = _check_shard(manifest.shard_path(i), info, deep, report.problems)
         all_parsed = all_parsed and fields is not None
         seen |= fields or set()
         report.shards_checked += 1
     if deep and all_parsed and sorted(seen) != list(manifest.fields):
-        report.problems.append(Problem(None, None, f"fields {sorted(seen)} differ from manifest {list(manifest.fields)}"))
+        message = f"fields {sorted(seen)} differ from manifest {list(manifest.fields)}"
+        report.problems.append(Problem(None, None, message))
     return report

@@ -11,16 +11,18 @@ recorded in the journal ``_progress.jsonl``; closing the writer writes
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from humanbench.errors import HumanbenchError
 from humanbench.shards.manifest import (
     JOURNAL_NAME,
     MANIFEST_NAME,
@@ -39,6 +41,15 @@ _JOURNAL_VERSION = 1
 #: manifest_fields entries that identify the input; a journal from a run with
 #: other values cannot be resumed.
 _IDENTITY_FIELDS = ("dataset", "split", "schema_version", "source_fingerprint")
+
+
+class ShardWriterError(HumanbenchError, ValueError):
+    """Samples or folder state the writer refuses: bad or unsorted keys, a folder it cannot resume."""
+
+
+def _journal_line(info: ShardInfo, fields: Iterable[str]) -> bytes:
+    entry = {"shard": dataclasses.asdict(info), "fields": sorted(fields)}
+    return json.dumps(entry, sort_keys=True).encode() + b"\n"
 
 
 class ShardWriter:
@@ -76,11 +87,11 @@ class ShardWriter:
         self.pattern = pattern
         self.max_count = max_count
         self.max_bytes = max_bytes
-        self.manifest_fields = dict(manifest_fields)
+        self.manifest_fields = copy.deepcopy(dict(manifest_fields))
         Manifest.build(self.manifest_fields, (), ())  # validate the keys early
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if (self.out_dir / MANIFEST_NAME).exists():
-            raise FileExistsError(
+            raise ShardWriterError(
                 f"{self.out_dir} already holds a complete conversion ({MANIFEST_NAME}); "
                 "delete the folder to convert again"
             )
@@ -122,7 +133,7 @@ class ShardWriter:
                 lines = []  # unreadable journal: start over
             else:
                 if header != self._settings:
-                    raise ValueError(
+                    raise ShardWriterError(
                         f"{self._journal_path} was written by a run with other settings or input "
                         f"({header}); re-run with the same settings or delete {self.out_dir}"
                     )
@@ -140,17 +151,13 @@ class ShardWriter:
                 break
             self._done.append(info)
             self._fields.update(entry["fields"])
-        body = [json.dumps(self._settings, sort_keys=True)]
-        body += [
-            json.dumps({"shard": dataclasses.asdict(s), "fields": f}, sort_keys=True)
-            for s, f in zip(self._done, (e["fields"] for e in entries))
-        ]
-        write_atomic(self._journal_path, ("\n".join(body) + "\n").encode())
+        body = json.dumps(self._settings, sort_keys=True).encode() + b"\n"
+        body += b"".join(_journal_line(s, e["fields"]) for s, e in zip(self._done, entries))
+        write_atomic(self._journal_path, body)
         self._journal = open(self._journal_path, "ab")
 
     def _append_journal(self, info: ShardInfo, fields: set[str]) -> None:
-        line = json.dumps({"shard": dataclasses.asdict(info), "fields": sorted(fields)}, sort_keys=True)
-        self._journal.write(line.encode() + b"\n")
+        self._journal.write(_journal_line(info, fields))
         self._journal.flush()
         os.fsync(self._journal.fileno())
 
@@ -160,18 +167,18 @@ class ShardWriter:
         """Validate one encoded sample and the key order; return its key."""
         key = sample.get("__key__")
         if not isinstance(key, str) or not KEY_RE.fullmatch(key):
-            raise ValueError(f"bad sample key {key!r}: use lowercase letters, digits, '_' and '-' only")
+            raise ShardWriterError(f"bad sample key {key!r}: use lowercase letters, digits, '_' and '-' only")
         if self._prev_key is not None and key <= self._prev_key:
             what = "duplicate key" if key == self._prev_key else "keys out of order"
-            raise ValueError(f"{what}: {key!r} after {self._prev_key!r}; keys must be unique and sorted")
+            raise ShardWriterError(f"{what}: {key!r} after {self._prev_key!r}; keys must be unique and sorted")
         if len(sample) < 2:
-            raise ValueError(f"sample {key!r} has no fields")
+            raise ShardWriterError(f"sample {key!r} has no fields")
         for name, value in sample.items():
             if name == "__key__":
                 continue
             if name not in self._checked_fields:
                 if not FIELD_RE.fullmatch(name):
-                    raise ValueError(f"bad field name {name!r} in sample {key!r}")
+                    raise ShardWriterError(f"bad field name {name!r} in sample {key!r}")
                 self._checked_fields.add(name)
             if not isinstance(value, (bytes, bytearray)):
                 raise TypeError(f"field {key}.{name} is {type(value).__name__}, expected bytes")
@@ -187,7 +194,7 @@ class ShardWriter:
             self._skipped += 1
             return
         if 0 < self._skipped != self.resume_count:
-            raise ValueError(
+            raise ShardWriterError(
                 f"input differs from the journalled run: {self._skipped} samples up to "
                 f"{self._resume_last_key!r}, journal has {self.resume_count}"
             )
@@ -254,7 +261,7 @@ class ShardWriter:
         if self._closed:
             raise ValueError("ShardWriter is closed")
         if self._resume_last_key is not None and self._skipped not in (0, self.resume_count):
-            raise ValueError(
+            raise ShardWriterError(
                 f"input differs from the journalled run: it ended after {self._skipped} samples, "
                 f"journal has {self.resume_count}"
             )
