@@ -723,12 +723,10 @@ class _Assembler:
             c_eye = int(round(EYE_AZ / step - 2.5))
             holes_at[int(np.searchsorted(ys, EYE_Y * hs)) - 1] = [(c_eye, 4), (n - 5 - c_eye, 4)]
             holes_at[int(np.searchsorted(ys, MOUTH_Y * hs)) - 1] = [(n - 4, 7)]
+        all_pts = self.head_point(np.tile(th, n_rings), np.repeat(ys, n)).reshape(n_rings, n, 3)
         rings = []
         for k, yr in enumerate(ys):
-            pts = self.head_point(th, np.full(n, yr))
-            lab = self.head_labels(wrapped, yr / hs)
-            region = "head"
-            ids = b.add(pts, lab, region)
+            ids = b.add(all_pts[k], self.head_labels(wrapped, yr / hs), "head")
             if rings:
                 if k - 1 in holes_at:
                     b.strip(rings[-1], ids, holes_at[k - 1])
@@ -743,7 +741,8 @@ class _Assembler:
         for name, az, yr in (("nose", 0.0, 0.045), ("lear", 1.62, 0.055), ("rear", -1.62, 0.055),
                              ("leye", EYE_AZ, EYE_Y), ("reye", -EYE_AZ, EYE_Y)):
             self.points[name] = self.head_point(np.array([az]), np.array([yr * hs]))[0]
-        self.face_landmarks()
+        if b.with_faces:
+            self.face_landmarks()
         if self.res.eyeballs[0]:
             for s, side in ((1.0, "left"), (-1.0, "right")):
                 self.eyeball(s, side)
@@ -777,18 +776,20 @@ class _Assembler:
         self.tips[f"{side[0]}eye"] = b.cap(prev, c + Z * r, label, region)
 
     def face_landmarks(self) -> None:
-        """51 static iBUG landmarks and 79 yaw bins x 17 contour points on the head surface."""
+        """51 static iBUG landmarks and 79 yaw bins x 17 contour points on the head surface.
+
+        Bin i holds a head yaw of i degrees (i <= 39) or 39 - i degrees; the contour
+        runs along the jaw line over the part of the head visible from the front.
+        """
         hs = self.spec.head
         az, yr = LANDMARKS_51[:, 0], LANDMARKS_51[:, 1] * hs
         self.points["lmk"] = self.head_point(az, yr)
-        contour = np.zeros((79, 17, 3))
-        for i in range(79):
-            yaw = np.radians(i if i <= 39 else 39 - i)
-            lo, hi = max(-1.45, yaw - np.pi / 2 + 0.15), min(1.45, yaw + np.pi / 2 - 0.15)
-            phi = np.linspace(lo, hi, 17)
-            y = -0.040 + 0.085 * (np.abs(phi) / 1.45) ** 1.6
-            contour[i] = self.head_point(phi, y * hs)
-        self.points["contour"] = contour
+        yaw = np.radians(np.where(np.arange(79) <= 39, np.arange(79), 39 - np.arange(79)))
+        lo = np.maximum(-1.45, yaw - np.pi / 2 + 0.15)
+        hi = np.minimum(1.45, yaw + np.pi / 2 - 0.15)
+        phi = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, 17)
+        y = -0.040 + 0.085 * (np.abs(phi) / 1.45) ** 1.6
+        self.points["contour"] = self.head_point(phi.ravel(), y.ravel() * hs).reshape(79, 17, 3)
 
 
 def _lmk_table() -> np.ndarray:
