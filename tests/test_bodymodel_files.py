@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 from pathlib import Path
@@ -35,6 +36,11 @@ CASES = [(k, g) for k in ("smpl", "smplh", "smplx") for g in ("neutral", "male",
 
 def random_model_arrays(kind: str, variant: str) -> dict[str, np.ndarray]:
     """Random arrays with the official keys and shapes (float32 blend shapes keep files small)."""
+    return dict(_random_model_arrays(kind, variant))
+
+
+@functools.lru_cache(maxsize=None)
+def _random_model_arrays(kind: str, variant: str) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([sum(map(ord, kind)), sum(map(ord, variant))])
     v, f, j, s = SIZES[kind]
     weights = rng.random((v, j)) ** 8
@@ -298,7 +304,7 @@ def test_synthetic_models_are_the_default(tmp_path):
     synthetic = pytest.importorskip("humanbench.bodymodels.synthetic")
     model = load_body_model("smpl")
     assert model.synthetic and model.source == "synthetic"
-    write_model_folder(tmp_path, kinds=("smpl",), genders=("neutral",))
+    write_model_folder(tmp_path, kinds=("smpl",), genders=("neutral",), kid_templates={}, index_sets={})
     from_files = load_body_model("smpl", root=tmp_path)
     assert not from_files.synthetic
     pose = _random_pose(model)
