@@ -27,7 +27,7 @@ import io
 import pickle
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 
@@ -250,19 +250,16 @@ class _Converter:
             return out
         return obj
 
-    def _fail(self, what: str) -> UnsupportedPickleContentError:
-        return UnsupportedPickleContentError(what)
-
     def _state(self, stub: _StateStub, keys: tuple[str, ...]) -> dict[str, Any]:
         state = getattr(stub, "state", None)
         if not isinstance(state, dict) or not all(k in state for k in keys):
-            raise self._fail(f"{stub.qualname} object without the expected state keys {keys}")
+            raise UnsupportedPickleContentError(f"{stub.qualname} object without the expected state keys {keys}")
         return state
 
     def _numeric(self, value: Any, what: str) -> np.ndarray:
         array = np.asarray(self(value))
         if array.dtype.kind not in "biuf":
-            raise self._fail(f"{what} holds non-numeric data (dtype {array.dtype})")
+            raise UnsupportedPickleContentError(f"{what} holds non-numeric data (dtype {array.dtype})")
         return array
 
     def _chumpy(self, stub: ChumpyStub) -> np.ndarray:
@@ -281,7 +278,7 @@ class _Converter:
         if kind == "transpose":
             state = self._state(stub, ("a",))
             return np.transpose(self._numeric(state["a"], stub.qualname), state.get("axes"))
-        raise self._fail(
+        raise UnsupportedPickleContentError(
             f"chumpy class {stub.qualname} cannot be converted to an array (supported: chumpy.ch.Ch, "
             "chumpy.reordering.Select/Reshape/transpose). Re-export the file with numpy arrays."
         )
@@ -292,14 +289,14 @@ class _Converter:
         data = self._numeric(state["data"], f"{stub.qualname}.data")
         indices = self._numeric(state["indices"], f"{stub.qualname}.indices")
         indptr = self._numeric(state["indptr"], f"{stub.qualname}.indptr")
-        shape = _check_compressed(stub.layout, shape, data, indices, indptr, self._fail)
+        shape = _check_compressed(stub.layout, shape, data, indices, indptr)
         if self._sparse == "scipy":
             import scipy.sparse
 
             build = scipy.sparse.csc_matrix if stub.layout == "csc" else scipy.sparse.csr_matrix
             return build((data, indices, indptr), shape=shape)
         if shape[0] * shape[1] > _MAX_DENSE_ELEMENTS:
-            raise self._fail(f"{stub.qualname} of shape {shape} is too large to densify; use sparse='scipy'")
+            raise UnsupportedPickleContentError(f"{stub.qualname} of shape {shape} is too large to densify; use sparse='scipy'")
         major = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
         dense = np.zeros(shape, dtype=data.dtype)
         rows, cols = (indices, major) if stub.layout == "csc" else (major, indices)
@@ -313,22 +310,23 @@ def _check_compressed(
     data: np.ndarray,
     indices: np.ndarray,
     indptr: np.ndarray,
-    fail: Callable[[str], Exception],
 ) -> tuple[int, int]:
     """Validate compressed-sparse arrays before anything is built from them; returns the shape."""
-    if not (isinstance(shape, tuple) and len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape)):
-        raise fail(f"sparse matrix with invalid shape {shape!r}")
+    two_ints = isinstance(shape, tuple) and len(shape) == 2 and all(isinstance(n, (int, np.integer)) for n in shape)
+    if not two_ints or min(shape) < 0:
+        raise UnsupportedPickleContentError(f"sparse matrix with invalid shape {shape!r}")
+    shape = (int(shape[0]), int(shape[1]))
     n_major, n_minor = shape[::-1] if layout == "csc" else shape
     if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
-        raise fail("sparse matrix arrays must be one-dimensional")
+        raise UnsupportedPickleContentError("sparse matrix arrays must be one-dimensional")
     if indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
-        raise fail("sparse matrix indices must be integers")
+        raise UnsupportedPickleContentError("sparse matrix indices must be integers")
     if len(indptr) != n_major + 1 or len(indices) != len(data):
-        raise fail(f"sparse matrix arrays inconsistent with shape {shape}")
+        raise UnsupportedPickleContentError(f"sparse matrix arrays inconsistent with shape {shape}")
     if indptr[0] != 0 or indptr[-1] != len(data) or np.any(np.diff(indptr.astype(np.int64)) < 0):
-        raise fail("sparse matrix indptr is not a valid monotone pointer array")
+        raise UnsupportedPickleContentError("sparse matrix indptr is not a valid monotone pointer array")
     if len(indices) and (indices.min() < 0 or indices.max() >= n_minor):
-        raise fail(f"sparse matrix indices out of range for shape {shape}")
+        raise UnsupportedPickleContentError(f"sparse matrix indices out of range for shape {shape}")
     return shape
 
 
@@ -365,6 +363,10 @@ def loads_pickle_restricted(
         raise type(exc)(f"{source}: {exc}") from None
     except RecursionError:
         raise UnsupportedPickleContentError(f"{source}: objects nested too deeply (or cyclic)") from None
+    except (ValueError, TypeError, IndexError) as exc:  # malformed chumpy state (bad idxs, newshape...)
+        raise UnsupportedPickleContentError(
+            f"{source}: could not convert the pickled chumpy/sparse objects ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def load_pickle_restricted(
