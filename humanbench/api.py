@@ -7,7 +7,16 @@ from pathlib import Path
 from humanbench.bodymodels import ModelReport, format_report, inspect_body_model_folder
 from humanbench.demo import DemoResult, run_demo
 from humanbench.inspection import InspectReport, inspect_shards
-from humanbench.shards import VerifyReport, verify_shards
+from humanbench.shards import Manifest, VerifyReport, verify_shards
+
+
+def convert(dataset: str, root: str | Path, out: str | Path, *, split: str, workers: int = 1, skip_bad: bool = False,
+            body_models: str | Path | None = None, max_count: int = 1000, progress: bool = True) -> Manifest:
+    """Convert raw dataset ``dataset`` at ``root`` into shards under ``out``; see :func:`humanbench.convert.convert`."""
+    from humanbench.convert import convert as run_convert
+
+    return run_convert(dataset, root, out, split=split, workers=workers, skip_bad=skip_bad, body_models=body_models,
+                       max_count=max_count, progress=progress)
 
 
 def info(body_models: str | Path | None = None) -> list[ModelReport]:

@@ -45,6 +45,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from humanbench import api
+
+    manifest = api.convert(args.dataset, args.root, args.out, split=args.split, workers=args.workers,
+                           skip_bad=args.skip_bad, body_models=args.body_models, max_count=args.max_count)
+    print(f"{args.out}: {manifest.total_count} samples in {len(manifest.shards)} shard(s); "
+          f"{len(manifest.dropped)} item(s) dropped" + (" (listed in manifest.json)" if manifest.dropped else ""))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from humanbench import api
 
@@ -85,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("shards", type=Path, metavar="DIR", help="shard folder (with manifest.json)")
     verify.add_argument("--quick", action="store_true", help="check sizes and hashes only, do not parse members")
     verify.set_defaults(func=_cmd_verify)
+
+    convert = sub.add_parser("convert", help="convert a raw dataset, as downloaded, into shards",
+                             description="Read a dataset in its original on-disk layout and write webdataset shards "
+                                         "plus manifest.json. A killed run resumes where it stopped when re-run.")
+    convert.add_argument("dataset", metavar="NAME", help="dataset name (see docs/datasets/)")
+    convert.add_argument("--root", type=Path, required=True, metavar="RAW", help="folder of the dataset as downloaded")
+    convert.add_argument("--out", type=Path, required=True, metavar="DIR", help="output shard folder")
+    convert.add_argument("--split", required=True, help="split to convert (e.g. train, validation, test)")
+    convert.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    convert.add_argument("--skip-bad", action="store_true",
+                         help="skip unreadable items, listing each with its reason in the manifest, instead of stopping")
+    convert.add_argument("--max-count", type=int, default=1000, metavar="N", help="samples per shard (default 1000)")
+    convert.add_argument("--body-models", type=Path, default=None, metavar="DIR", help=BODY_MODELS_HELP)
+    convert.set_defaults(func=_cmd_convert)
 
     demo = sub.add_parser("demo", help="run the pipeline on the built-in synthetic world and print where outputs are",
                           description="Synthesize a small dataset with the body model, render it, write shards, "

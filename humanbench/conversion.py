@@ -28,18 +28,19 @@ def current_command() -> str:
 
 def write_shards(source: SampleSource, out: str | Path, *, total: int, dataset: str, split: str,
                  source_fingerprint: str, max_count: int = 1000, max_bytes: int = 256 * 2**20,
-                 extra: dict[str, Any] | None = None, dropped: list[dict[str, str]] | None = None,
-                 progress: bool = True, command: str | None = None) -> Manifest:
+                 extra: dict[str, Any] | None = None, progress: bool = True, command: str | None = None,
+                 finalize: Callable[[], dict[str, Any]] | None = None) -> Manifest:
     """Encode and write every sample of ``source`` to ``out``; resumes a killed run where it stopped.
 
     ``total`` is the expected number of samples (for the progress bar); the manifest records the
-    real count. Returns the written :class:`~humanbench.shards.Manifest`.
+    real count. ``finalize()``, called after the last sample, returns manifest fields known only at
+    the end (``dropped``, stats for ``extra``). Returns the written :class:`~humanbench.shards.Manifest`.
     """
     fields = {
         "schema_version": SCHEMA_VERSION, "dataset": dataset, "split": split,
         "source_fingerprint": source_fingerprint, "humanbench_version": __version__,
         "command": command if command is not None else current_command(),
-        "dropped": list(dropped or []), "extra": dict(extra or {}),
+        "dropped": [], "extra": dict(extra or {}),
     }
     with ShardWriter(out, max_count=max_count, max_bytes=max_bytes, manifest_fields=fields) as writer:
         start = writer.resume_count
@@ -49,4 +50,6 @@ def write_shards(source: SampleSource, out: str | Path, *, total: int, dataset: 
             for sample in source(start):
                 writer.write(encode_sample(sample))
                 bar.update(1)
+        if finalize is not None:
+            writer.manifest_fields.update(finalize())
     return Manifest.load(out)

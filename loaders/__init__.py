@@ -1,1 +1,11 @@
-"""TODO"""
+"""Dataset converters: one module per dataset, raw layout as downloaded -> schema samples.
+
+``CONVERTERS`` maps the names accepted by ``humanbench convert`` to converter classes
+(see :mod:`humanbench.loaders.base` for the contract).
+"""
+
+from __future__ import annotations
+
+from humanbench.loaders.base import Converter
+
+CONVERTERS: dict[str, type[Converter]] = {}
