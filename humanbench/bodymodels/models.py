@@ -270,9 +270,9 @@ def model_from_arrays(
     kid_template: np.ndarray | None = None,
     num_betas: int = 10,
     num_expression_coeffs: int = 10,
-    use_pca: bool = True,
+    use_pca: bool = False,
     num_pca_comps: int = 12,
-    flat_hand_mean: bool = False,
+    flat_hand_mean: bool = True,
     hand: str = "right",
     dtype: torch.dtype = torch.float32,
 ) -> torch.nn.Module:
@@ -359,9 +359,9 @@ def load_body_model(
     age: str = "adult",
     num_betas: int = 10,
     num_expression_coeffs: int = 10,
-    use_pca: bool = True,
+    use_pca: bool = False,
     num_pca_comps: int = 12,
-    flat_hand_mean: bool = False,
+    flat_hand_mean: bool = True,
     hand: str = "right",
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -371,7 +371,9 @@ def load_body_model(
     ``root``: explicit folder > ``$HUMANBENCH_BODY_MODELS`` > synthetic
     models.  ``age='kid'`` (SMPL / SMPL-X) adds the AGORA kid template as an
     extra beta.  ``hand`` picks the MANO side.  Hand options apply to
-    SMPL+H / SMPL-X / MANO, expression options to SMPL-X.
+    SMPL+H / SMPL-X / MANO, expression options to SMPL-X. The hand defaults
+    (full 45-value axis-angle, no hand mean added) are the sample schema's
+    convention, so schema parameters can be fed in as they are.
     """
     _check_options(kind, gender, age, hand, use_pca, num_pca_comps)
     resolved = resolve_root(root)
