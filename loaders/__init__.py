@@ -8,4 +8,8 @@ from __future__ import annotations
 
 from humanbench.loaders.base import Converter
 
-CONVERTERS: dict[str, type[Converter]] = {}
+# One import per dataset module, sorted.
+
+CONVERTERS: dict[str, type[Converter]] = {
+    # "name": ConverterClass, sorted by name.
+}
