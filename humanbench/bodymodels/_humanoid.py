@@ -319,7 +319,7 @@ FINGER_GEOM = {
     "ring": (-0.003, -0.011, -0.07, (0.044, 0.028, 0.023), 0.0092, 0.0082),
     "pinky": (-0.012, -0.029, -0.16, (0.034, 0.020, 0.021), 0.0082, 0.0074),
 }
-THUMB_GEOM = ((0.45, -0.12, 0.88), (0.048, 0.034, 0.030), 0.0125, 0.0105)
+THUMB_GEOM = ((0.6, -0.15, 0.78), (0.048, 0.034, 0.030), 0.0125, 0.0105)
 
 
 def skeleton(spec: BodySpec) -> dict[str, np.ndarray]:
@@ -570,12 +570,11 @@ class _Assembler:
             if not palm:
                 b.loft(prev, ids, (c * m, hdir * m, Y))
             palm.append((ids, c))
-        # thumb hole between the first two palm rings, on the front-palmar side
-        (r0, c0), (r1, _) = palm[0], palm[1]
-        target = (c0 + (-0.45 * Y + 0.9 * Z) * 0.04 * hs) * m
-        mids = 0.25 * (b.pos[r0] + np.roll(b.pos[r0], -1, 0) + b.pos[r1] + np.roll(b.pos[r1], -1, 0))
-        k0 = int(np.argmin(np.linalg.norm(mids - target, axis=1))) - 1
-        hole = b.strip(r0, r1, ((k0, 3),))[0]
+        # thumb hole: 3 columns of the first palm strip around the front-palmar direction
+        k0 = int(round(np.arctan2(0.9, -0.45) / (2 * np.pi) * n - 0.5)) - 1
+        if s < 0:
+            k0 = n - 4 - k0
+        hole = b.strip(palm[0][0], palm[1][0], ((k0, 3),))[0]
         b.strip(palm[1][0], palm[2][0])
         b.strip(palm[2][0], palm[3][0])
         tdir, lengths, hw, ht = THUMB_GEOM

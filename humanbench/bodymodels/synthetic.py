@@ -66,9 +66,9 @@ _GENDER = {
 _KID = BodySpec(stature=0.68, head=1.35, leg=0.88, arm=0.93, shoulder=0.92, hip=0.92,
                 girth=1.02, limb=0.95, hand=0.95, foot=0.95, neck=0.8)
 # Meaningful shape directions, in beta order: (BodySpec field, change for +1 std).
-_SHAPE_DIRS = (("stature", 0.045), ("girth", 0.09), ("shoulder", 0.05), ("hip", 0.05),
-               ("leg", 0.04), ("arm", 0.04), ("belly", 0.02), ("chest", 0.012),
-               ("head", 0.05), ("limb", 0.08))
+_SHAPE_DIRS = (("stature", 0.045), ("girth", 0.12), ("shoulder", 0.05), ("hip", 0.06),
+               ("leg", 0.04), ("arm", 0.04), ("belly", 0.03), ("chest", 0.02),
+               ("head", 0.05), ("limb", 0.12))
 # Blend width (m) of the skinning weights around each rigid part.
 _BLEND = {"pelvis": 0.05, "spine": 0.05, "hip": 0.035, "knee": 0.03, "ankle": 0.02, "foot": 0.015,
           "neck": 0.025, "head": 0.02, "collar": 0.04, "shoulder": 0.035, "elbow": 0.03,
@@ -210,9 +210,12 @@ def _model_arrays(kind: Kind, gender: Gender) -> tuple[tuple[str, np.ndarray], .
     if kind == "smpl":
         arrays["shapedirs"] = shapedirs
     else:
-        expr = _expression_dirs(v, ref, weights, human.joints)
-        arrays["shapedirs"] = np.concatenate([shapedirs, _minor_dirs(v, ref, 290, 0.002, face=False),
-                                              expr, _minor_dirs(v, ref, 90, 0.0005, face=True)], axis=2)
+        full = np.empty((len(v), 3, 400))
+        full[:, :, :10] = shapedirs
+        _minor_dirs(v, ref, 0.002, face=False, out=full[:, :, 10:300])
+        full[:, :, 300:310] = _expression_dirs(v, ref, weights, human.joints)
+        _minor_dirs(v, ref, 0.0005, face=True, out=full[:, :, 310:])
+        arrays["shapedirs"] = full
         arrays.update(_hand_pca(joints))
         arrays.update(_face_landmarks(ref))
     return tuple((k, _readonly(a)) for k, a in arrays.items())
@@ -239,8 +242,9 @@ def _skinning_weights(v: np.ndarray, faces: np.ndarray, joint_of: np.ndarray, ki
     """
     n_v, names = len(v), _joint_names(kind)
     blend = np.array([_blend_width(name) for name in names])[joint_of] ** 2
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.unique(np.sort(e, axis=1), axis=0)
+    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    key = np.unique(e[:, 0] * n_v + e[:, 1])
+    e = np.stack([key // n_v, key % n_v], 1)
     w = 1.0 / np.maximum(np.sum((v[e[:, 0]] - v[e[:, 1]]) ** 2, axis=1), 1e-8)
     adj = coo_matrix((np.concatenate([w, w]), (np.concatenate([e[:, 0], e[:, 1]]), np.concatenate([e[:, 1], e[:, 0]]))),
                      shape=(n_v, n_v)).tocsr()
@@ -248,8 +252,8 @@ def _skinning_weights(v: np.ndarray, faces: np.ndarray, joint_of: np.ndarray, ki
     system = (identity(n_v) + coo_matrix((blend, (np.arange(n_v), np.arange(n_v))), shape=(n_v, n_v)) @ lap).tocsc()
     onehot = np.zeros((n_v, len(names)))
     onehot[np.arange(n_v), joint_of] = 1.0
-    smooth = splu(system).solve(np.asfortranarray(onehot))
-    keep = np.argsort(-smooth, axis=1)[:, :4]
+    smooth = splu(system, permc_spec="MMD_AT_PLUS_A").solve(np.asfortranarray(onehot))
+    keep = np.argpartition(-smooth, 4, axis=1)[:, :4]
     out = np.zeros_like(smooth)
     rows = np.arange(n_v)[:, None]
     out[rows, keep] = np.clip(smooth[rows, keep] - 0.05, 0, None)
@@ -336,10 +340,10 @@ def _shape_dirs(kind: Kind, spec: BodySpec, v: np.ndarray) -> np.ndarray:
 
 
 def _vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) area-weighted unit vertex normals."""
     fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, faces[:, k], fn)
+    idx = faces.ravel()
+    n = np.stack([np.bincount(idx, np.repeat(fn[:, c], 3), minlength=len(v)) for c in range(3)], 1)
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
@@ -420,8 +424,9 @@ def _expression_dirs(v: np.ndarray, ref: Humanoid, weights: np.ndarray, joints: 
     return out
 
 
-def _minor_dirs(v: np.ndarray, ref: Humanoid, n: int, amp: float, face: bool) -> np.ndarray:
-    """(V, 3, n) small smooth normal displacements with decaying amplitude (seeded)."""
+def _minor_dirs(v: np.ndarray, ref: Humanoid, amp: float, face: bool, out: np.ndarray) -> None:
+    """Fill ``out`` (V, 3, n) with small smooth normal displacements of decaying amplitude (seeded)."""
+    n = out.shape[2]
     rng = np.random.default_rng(7 if face else 3)
     normals = _vertex_normals(v, ref.faces)
     pool = np.flatnonzero(ref.region == hm.REGION_ID["head"]) if face else np.arange(len(v))
@@ -433,7 +438,7 @@ def _minor_dirs(v: np.ndarray, ref: Humanoid, n: int, amp: float, face: bool) ->
         basis *= (ref.region == hm.REGION_ID["head"])[:, None]
     field = basis @ rng.normal(size=(48, n))
     field *= amp * (1.0 + np.arange(n)) ** -0.6 / np.abs(field).max(0)
-    return normals[:, :, None] * field[:, None, :]
+    np.multiply(normals[:, :, None], field[:, None, :], out=out)
 
 
 # --------------------------------------------------------------------------- hands and face
