@@ -29,7 +29,7 @@ SMPLX_JOINTS = (
     "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
     "jaw", "left_eye_smplhf", "right_eye_smplhf",
 ) + tuple(f"{side}_{f}{k}" for side in ("left", "right") for f in FINGERS for k in (1, 2, 3))
-LABELS = SMPLX_JOINTS + ("left_hand", "right_hand")
+LABELS = SMPLX_JOINTS
 LABEL_ID = {name: i for i, name in enumerate(LABELS)}
 REGIONS = ("body", "head", "left_eye", "right_eye", "left_hand", "right_hand")
 REGION_ID = {name: i for i, name in enumerate(REGIONS)}
@@ -226,8 +226,9 @@ def resample(pts: np.ndarray, axis: tuple[np.ndarray, np.ndarray, np.ndarray], t
     return np.stack([np.interp(t, ang, p[:, k]) for k in range(3)], 1)
 
 
-def _thetas(n: int, phase: float = 0.0, sign: float = 1.0) -> np.ndarray:
-    return sign * (phase + 2 * np.pi * np.arange(n) / n)
+def _thetas(n: int, phase: float = 0.0) -> np.ndarray:
+    """(n,) evenly spaced ring angles starting at ``phase``."""
+    return phase + 2 * np.pi * np.arange(n) / n
 
 
 def _smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
@@ -453,60 +454,63 @@ class _Assembler:
         self.foot(last, rings[-1][0], s)
 
     def foot(self, prev: np.ndarray, ankle_ring: np.ndarray, s: float) -> None:
-        sp, side = self.spec, "left" if s > 0 else "right"
-        aj = self.j["left_ankle"]
-        fs = sp.foot
-        ac = ankle_ring.mean(0)
-        depth = 0.5 * (ankle_ring[:, 2].max() - ankle_ring[:, 2].min())
-        half_w = 0.5 * (ankle_ring[:, 0].max() - ankle_ring[:, 0].min())
-        eps = 0.008
-        hinge = np.array([ac[0], ac[1], ac[2] + depth + eps])
+        """Heel rings fanning about a hinge in front of the ankle, forefoot rings, toe cap."""
+        side, fs, aj = "left" if s > 0 else "right", self.spec.foot, self.j["left_ankle"]
         y_sole, z_heel = aj[1] - 0.072 * fs, aj[2] - 0.05 * fs
-        z_toe = z_heel + 0.255 * fs
-        n = self.res.leg[1]
-        n_fan, n_fwd = self.res.foot
         foot_joint = np.array([aj[0] + 0.02, y_sole + 0.022, z_heel + 0.185 * fs])
         self.j[f"{side}_foot"] = foot_joint * [s, 1, 1]
+        hinge, heel = self.heel_rings(ankle_ring, y_sole, z_heel, side)
+        fore, (tip, h) = self.forefoot_rings(hinge, y_sole, z_heel, foot_joint[2], side)
+        last = self.tube(prev, heel[0] + fore[0], heel[1] + fore[1], s, "body")
+        m = MIRROR if s < 0 else np.ones(3)
+        self.b.cap(last, (tip - Y * 0.3 * h) * m, f"{side}_foot", "body")
+        prefix = "L" if s > 0 else "R"
+        self.points[prefix + "Heel"] = np.array([aj[0], y_sole + 0.012, z_heel + 0.004]) * m
+        for name, off in (("BigToe", [-0.022, 0.0, 0.0]), ("SmallToe", [0.03, 0.0, -0.03])):
+            p = tip + np.array(off) * fs
+            p[1] = y_sole + 0.012
+            self.points[prefix + name] = p * m
+
+    def heel_rings(self, ankle_ring: np.ndarray, y_sole: float, z_heel: float, side: str):
+        """Rings in planes through a hinge (x-parallel line in front of the ankle), from down to forward."""
+        fs, n, n_fan = self.spec.foot, self.res.leg[1], self.res.foot[0]
+        ac = ankle_ring.mean(0)
+        half_w = 0.5 * np.ptp(ankle_ring[:, 0])
+        eps = 0.008
+        hinge = np.array([ac[0], ac[1], ac[2] + 0.5 * np.ptp(ankle_ring[:, 2]) + eps])
         rings, axes = [], []
-        for k in range(1, n_fan + 1):
-            phi = 0.5 * np.pi * k / n_fan
+        for phi in 0.5 * np.pi * np.arange(1, n_fan + 1) / n_fan:
             d = np.array([0.0, -np.sin(phi), -np.cos(phi)])
-            dist_sole = (hinge[1] - y_sole) / max(np.sin(phi), 1e-6)
-            dist_heel = (hinge[2] - z_heel) / max(np.cos(phi), 1e-6)
-            length = _smin(dist_sole, dist_heel, 0.012) - eps
+            to_sole = (hinge[1] - y_sole) / max(np.sin(phi), 1e-6)
+            to_heel = (hinge[2] - z_heel) / max(np.cos(phi), 1e-6)
+            half = 0.5 * (_smin(to_sole, to_heel, 0.012) - eps)
             w = half_w + (0.040 * fs - half_w) * np.sin(phi) ** 2
-            c = hinge + d * (eps + 0.5 * length)
+            c = hinge + d * (eps + half)
             fwd = np.array([0.0, -np.cos(phi), np.sin(phi)])
-            rings.append((ring(c, fwd, -d, _thetas(n), (0.5 * length, 0.5 * length), (w, w), 0.8), f"{side}_ankle"))
+            rings.append((ring(c, fwd, -d, _thetas(n), (half, half), (w, w), 0.8), f"{side}_ankle"))
             axes.append((c, fwd, -d))
-        top = hinge[1] - y_sole
-        zs = np.linspace(hinge[2] + 0.02 * fs, z_toe - 0.03 * fs, n_fwd)
-        for z in zs:
+        return hinge, (rings, axes)
+
+    def forefoot_rings(self, hinge: np.ndarray, y_sole: float, z_heel: float, z_joint: float, side: str):
+        """Forward rings from the instep to the toes plus two rounding rings; returns them, (tip, height)."""
+        fs, n, n_fwd = self.spec.foot, self.res.leg[1], self.res.foot[1]
+        z_toe = z_heel + 0.255 * fs
+        rings, axes = [], []
+        for z in np.linspace(hinge[2] + 0.02 * fs, z_toe - 0.03 * fs, n_fwd):
             t = (z - hinge[2]) / (z_toe - hinge[2])
-            h = np.interp(t, [0, 0.55, 1], [top, 0.042 * fs, 0.024 * fs])
+            h = np.interp(t, [0, 0.55, 1], [hinge[1] - y_sole, 0.042 * fs, 0.024 * fs])
             w = np.interp(t, [0, 0.6, 1], [0.040, 0.048, 0.043]) * fs
-            c = np.array([aj[0] + 0.012 * t, y_sole + 0.5 * h, z])
-            lab = "foot" if z > foot_joint[2] - 0.015 * fs else "ankle"
+            c = np.array([hinge[0] + 0.012 * t, y_sole + 0.5 * h, z])
+            lab = "foot" if z > z_joint - 0.015 * fs else "ankle"
             rings.append((ring(c, Z, Y, _thetas(n), (0.5 * h, 0.5 * h), (w, w), 0.7), f"{side}_{lab}"))
             axes.append((c, Z, Y))
-        last_c, last_h, last_w = c, h, w
         r_t = 0.03 * fs
         for alpha in (0.45, 0.9):
-            cc = last_c + Z * (r_t * np.sin(alpha)) + Y * (-0.25 * last_h * np.sin(alpha))
-            pts = ring(cc, Z, Y, _thetas(n), (0.5 * last_h * np.cos(alpha),) * 2, (last_w * np.cos(alpha),) * 2, 0.8)
-            rings.append((pts, f"{side}_foot"))
+            cc = c + Z * (r_t * np.sin(alpha)) - Y * (0.25 * h * np.sin(alpha))
+            rings.append((ring(cc, Z, Y, _thetas(n), (0.5 * h * np.cos(alpha),) * 2, (w * np.cos(alpha),) * 2, 0.8),
+                          f"{side}_foot"))
             axes.append((cc, Z, Y))
-        last = self.tube(prev, rings, axes, s, "body")
-        tip = (last_c + Z * r_t + Y * (-0.3 * last_h)) * (MIRROR if s < 0 else 1)
-        self.tips[f"{side}_toe"] = self.b.cap(last, tip, f"{side}_foot", "body")
-        for name, pt in (("BigToe", [-0.022, -0.008, 0.0]), ("SmallToe", [0.03, -0.01, -0.03]),
-                         ("Heel", None)):
-            if pt is None:
-                p = np.array([aj[0], y_sole + 0.012, z_heel + 0.004])
-            else:
-                p = last_c + r_t * Z + np.array(pt) * fs
-                p[1] = y_sole + 0.012
-            self.points[("L" if s > 0 else "R") + name] = p * (MIRROR if s < 0 else 1)
+        return (rings, axes), (c + Z * r_t, h)
 
     # ---- arms and hands
     def arms(self, top: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ Everything is deterministic and cached; returned arrays are read-only.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Literal
 
@@ -117,6 +117,8 @@ def _resolution(kind: Kind) -> Resolution:
 def _reference(kind: Kind) -> tuple[np.ndarray, Humanoid]:
     """(perm, neutral humanoid in final vertex order); perm maps new id -> built id."""
     human = hm.build_humanoid(BodySpec(), _resolution(kind))
+    if len(human.faces) != NUM_FACES[kind]:
+        raise RuntimeError(f"synthetic {kind} mesh has {len(human.faces)} faces, expected {NUM_FACES[kind]}")
     perm = _landmark_permutation(kind, human)
     return perm, _permute(human, perm)
 
@@ -388,18 +390,19 @@ def _face_coords(v: np.ndarray, joints: dict[str, np.ndarray]) -> tuple[np.ndarr
     return np.arctan2(v[:, 0], v[:, 2] - centre_z), v[:, 1] - hj[1]
 
 
-# Expressions: list of (azimuth, height, sigma az, sigma h, (lateral, up, forward) direction, amplitude m).
+# Expressions 1..9 (0 is jaw open, from the jaw weights): Gaussian patches
+# (azimuth, height above head joint, sigma azimuth, sigma height, direction, amplitude m);
+# direction is (lateral, up, forward) with lateral mirrored per side, or "radial".
 _EXPRESSIONS = (
-    (("jaw",),),
-    (((0.28, 0.011, 0.12, 0.012, (0.5, 0.8, -0.3), 0.005)), ((0.55, 0.04, 0.2, 0.02, (0.0, 0.6, 0.4), 0.002))),
-    (((0.28, 0.011, 0.12, 0.012, (0.1, -1.0, 0.0), 0.004)),),
-    (((0.35, 0.10, 0.35, 0.02, (0.0, 1.0, 0.0), 0.005)),),
-    (((0.15, 0.095, 0.15, 0.012, (-0.6, -0.8, 0.2), 0.004)),),
-    (((0.0, 0.011, 0.3, 0.015, (0.0, 0.0, 1.0), 0.006)), ((0.28, 0.011, 0.1, 0.01, (-1.0, 0.0, 0.3), 0.004))),
-    (((0.6, 0.02, 0.25, 0.025, "radial", 0.005)),),
-    (((0.28, 0.011, 0.12, 0.012, (1.0, -0.2, -0.3), 0.005)),),
-    (((0.0, 0.022, 0.25, 0.008, (0.0, 1.0, 0.2), 0.003)), ((0.16, 0.036, 0.1, 0.01, (0.0, 1.0, 0.0), 0.002))),
-    (((0.40, 0.088, 0.15, 0.006, (0.0, -1.0, 0.2), 0.004)), ((0.40, 0.072, 0.15, 0.006, (0.0, 0.5, 0.0), 0.0015))),
+    [(0.28, 0.011, 0.12, 0.012, (0.5, 0.8, -0.3), 0.005), (0.55, 0.04, 0.2, 0.02, (0.0, 0.6, 0.4), 0.002)],  # smile
+    [(0.28, 0.011, 0.12, 0.012, (0.1, -1.0, 0.0), 0.004)],                                                 # frown
+    [(0.35, 0.10, 0.35, 0.02, (0.0, 1.0, 0.0), 0.005)],                                                    # brow raise
+    [(0.15, 0.095, 0.15, 0.012, (-0.6, -0.8, 0.2), 0.004)],                                                # brow furrow
+    [(0.0, 0.011, 0.3, 0.015, (0.0, 0.0, 1.0), 0.006), (0.28, 0.011, 0.1, 0.01, (-1.0, 0.0, 0.3), 0.004)],  # pucker
+    [(0.6, 0.02, 0.25, 0.025, "radial", 0.005)],                                                           # cheek puff
+    [(0.28, 0.011, 0.12, 0.012, (1.0, -0.2, -0.3), 0.005)],                                                # stretch
+    [(0.0, 0.022, 0.25, 0.008, (0.0, 1.0, 0.2), 0.003), (0.16, 0.036, 0.1, 0.01, (0.0, 1.0, 0.0), 0.002)],  # lip raise
+    [(0.40, 0.088, 0.15, 0.006, (0.0, -1.0, 0.2), 0.004), (0.40, 0.072, 0.15, 0.006, (0.0, 0.5, 0.0), 0.0015)],  # eyes
 )
 
 
@@ -408,18 +411,16 @@ def _expression_dirs(v: np.ndarray, ref: Humanoid, weights: np.ndarray, joints: 
     pucker, cheek puff, mouth stretch, upper-lip raise, eye close."""
     az, h = _face_coords(v, joints)
     head = ref.region == hm.REGION_ID["head"]
-    hs = float(np.ptp(v[head, 1]) / np.ptp(hm.HEAD[:, 0].tolist() + [hm.HEAD_TOP]))
-    out = np.zeros((len(v), 3, len(_EXPRESSIONS)))
+    hs = float(np.ptp(v[head, 1]) / (hm.HEAD_TOP - hm.HEAD[0, 0]))
+    out = np.zeros((len(v), 3, 1 + len(_EXPRESSIONS)))
     jaw = weights[:, SMPLX_JOINT_NAMES.index("jaw")]
     out[:, :, 0] = 0.008 * jaw[:, None] * np.array([0.0, -1.0, -0.3])
-    for col, parts in enumerate(_EXPRESSIONS[1:], start=1):
+    radial = np.stack([np.sin(az), np.zeros_like(az), np.cos(az)], 1)
+    for col, parts in enumerate(_EXPRESSIONS, start=1):
         for a0, h0, sa, sh, direction, amp in parts:
             for side in ((1.0, -1.0) if a0 > 0 else (1.0,)):
                 g = amp * head * np.exp(-((az - side * a0) / sa) ** 2 - ((h / hs - h0) / sh) ** 2)
-                if direction == "radial":
-                    d = np.stack([np.sin(az), np.zeros_like(az), np.cos(az)], 1)
-                else:
-                    d = np.broadcast_to(np.array(direction) * [side, 1.0, 1.0], v.shape)
+                d = radial if direction == "radial" else np.array(direction) * [side, 1.0, 1.0]
                 out[:, :, col] += g[:, None] * d
     return out
 
