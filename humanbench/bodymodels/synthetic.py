@@ -10,14 +10,40 @@ unchanged::
     np.savez(folder / "SMPLX_NEUTRAL.npz", **synthetic_model_arrays("smplx", "neutral"))
     smplx.SMPLX(str(folder), gender="neutral", ext="npz")
 
+Geometry (see :mod:`._humanoid`): a T-posed person, y up, facing +z, left = +x,
+pelvis joint at (0, -0.225, 0.02), soles near y = -1.17, about 1.70 m tall
+(male 1.78 m, female 1.62 m, kid template 1.13 m).
+
 Topology
     SMPL: 6890 vertices, 13776 faces; one closed, oriented, genus-0 surface
     (F = 2V - 4), every vertex referenced.
-    SMPL-X: 10475 vertices, 20908 faces; a genus-0 body with three openings
-    (mouth slit of 16 boundary edges, two eye openings of 10) plus two closed
-    eyeballs skinned to the eye joints: F = 2V - 4 - 2*4 - (14 + 8 + 8).
+    SMPL-X: 10475 vertices, 20908 faces, every vertex referenced; a genus-0
+    body with three openings (a mouth slit with 16 boundary edges, two eye
+    openings with 10) plus two closed eyeballs skinned to the eye joints:
+    F = 2V - 4 - 2 * 4 - (14 + 8 + 8).
     The vertex ids that ``smplx.vertex_ids`` uses for extra joints (nose, eyes,
     ears, finger tips, toes, heels) are placed on the matching body parts.
+
+Model content
+    weights: rigid part labels diffused over the surface (<= 4 per vertex);
+    J_regressor: non-negative weights on a cluster of nearby vertices whose
+    weighted mean is the designed joint; shapedirs: finite differences of the
+    generator's proportions (stature, girth, shoulder, hip, leg, arm, belly,
+    chest, head, limb), orthogonalised, then for SMPL-X 290 small smooth
+    columns, 10 expressions (jaw open, smile, frown, brow raise, brow furrow,
+    pucker, cheek puff, stretch, upper-lip raise, eye close) and 90 small face
+    columns; posedirs: normal bulges in each joint's blend zone.
+
+Index sets
+    H36M order: 0 pelvis, 1-3 right hip/knee/ankle, 4-6 left, 7 spine,
+    8 thorax, 9 neck/nose, 10 head top, 11-13 left shoulder/elbow/wrist,
+    14-16 right.  ``smplx_to_j14`` is ``J_regressor_h36m_smplx[H36M_TO_J14]``,
+    exactly as SPIN derives its 14 joints (with this H36M order its leg rows
+    come out as left ankle, knee, hip, right hip, knee, ankle).  MANO sets are
+    the 778 vertices furthest along each forearm, FLAME the 5023 highest head
+    vertices (incl. eyeballs), body_verts the 4010 vertices furthest from the
+    head and hand regions (SMPL-X has only 3896 vertices outside FLAME and MANO,
+    so the remainder comes from those sets' edges).
 
 Everything is deterministic and cached; returned arrays are read-only.
 """
@@ -128,8 +154,11 @@ def _landmark_permutation(kind: Kind, human: Humanoid) -> np.ndarray:
     targets = _smplx_vertex_ids(kind)
     tree = cKDTree(human.verts)
     order = np.arange(len(human.verts))
+    sources = {name: _landmark_source(kind, human, tree, name) for name in targets}
+    if len(set(sources.values())) != len(sources):
+        raise RuntimeError(f"two smplx landmark vertices coincide on the synthetic {kind} mesh")
     for name, target in targets.items():
-        source = _landmark_source(kind, human, tree, name)
+        source = sources[name]
         pos = int(np.flatnonzero(order == source)[0])
         order[[pos, target]] = order[[target, pos]]
     return order
@@ -288,7 +317,7 @@ def _cluster_regressor(v: np.ndarray, target: np.ndarray, candidates: np.ndarray
     """
     dist = np.linalg.norm(v[candidates] - target, axis=1)
     order = candidates[np.argsort(dist)]
-    for k in (48, 96, 192, 384, len(order)):
+    for k in [48 * 2 ** i for i in range(int(np.log2(len(order) / 48)) + 1)] + [len(order)]:
         ids = order[:k]
         w, err = _maxent(v[ids] - target)
         if err < 1e-7:
@@ -578,7 +607,7 @@ def _h36m_regressor(kind: Kind, v: np.ndarray, ref: Humanoid, joints: np.ndarray
         0.5 * (hip["l"] + hip["r"]), hip["r"], j["right_knee"], j["right_ankle"],
         hip["l"], j["left_knee"], j["left_ankle"],
         0.5 * (j["spine1"] + j["spine2"]), 0.7 * j["neck"] + 0.3 * j["spine3"],
-        0.5 * (j["head"] + nose), v[ref.tips["head_top"]] - [0.0, 0.015, 0.0],
+        0.5 * (j["head"] + nose), v[ref.tips["head_top"]] - [0.0, 0.01, 0.0],
         j["left_shoulder"], j["left_elbow"], j["left_wrist"],
         j["right_shoulder"], j["right_elbow"], j["right_wrist"],
     ]
