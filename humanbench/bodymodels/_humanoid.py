@@ -313,7 +313,8 @@ FACE_BUMPS = np.array([
 ])
 NOSE = np.array([[0.026, 0.0], [0.033, 0.012], [0.045, 0.024], [0.060, 0.015], [0.078, 0.008], [0.090, 0.0]])
 EYE_Y, EYE_AZ, MOUTH_Y = 0.080, 0.40, 0.011
-# Fingers (left hand): (MCP offset along hand from knuckle line, z, spread angle, lengths x3, half width, half thickness).
+# Fingers (left hand): (MCP offset along the hand from the knuckle line, z, spread angle,
+# phalanx lengths, half width, half thickness).
 FINGER_GEOM = {
     "index": (-0.004, 0.027, 0.07, (0.043, 0.025, 0.022), 0.0095, 0.0085),
     "middle": (0.000, 0.008, 0.0, (0.047, 0.029, 0.024), 0.0098, 0.0088),
