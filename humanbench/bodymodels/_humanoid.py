@@ -365,6 +365,7 @@ class _Assembler:
         return pts if s > 0 else (pts * MIRROR)[::-1]
 
     def add_ring(self, pts: np.ndarray, s: float, label: str, region: str) -> np.ndarray:
+        """Add a left-side ring on side s; returns its ids."""
         return self.b.add(self.side_ring(pts, s), label, region)
 
     def tube(self, prev: np.ndarray, rings: list[tuple[np.ndarray, str]], axes, s: float, region: str) -> np.ndarray:
@@ -378,13 +379,14 @@ class _Assembler:
 
     # ---- trunk
     def trunk(self) -> tuple[np.ndarray, np.ndarray]:
+        """Horizontal rings from the crotch to the armpits; returns (bottom ring, top ring)."""
         sp, pel = self.spec, self.j["pelvis"]
         t = TRUNK.copy()
         t[:, 0] *= sp.torso
         n_rings = len(self.res.trunk)
         ys = np.linspace(t[0, 0], t[-1, 0], n_rings)
         loops = []
-        for k, (y, n) in enumerate(zip(ys, self.res.trunk)):
+        for y, n in zip(ys, self.res.trunk):
             hx, zf, zb, cz = _interp_rows(t, y)
             w_hip = np.clip((0.06 - y) / 0.12, 0, 1)
             w_waist = np.exp(-((y - 0.15) / 0.07) ** 2)
@@ -405,6 +407,7 @@ class _Assembler:
         return loops[0], loops[-1]
 
     def spine_label(self, y: float) -> str:
+        """Rigid part of a trunk ring at height y."""
         for name in ("spine3", "spine2", "spine1"):
             if y >= self.j[name][1]:
                 return name
@@ -412,6 +415,7 @@ class _Assembler:
 
     # ---- legs
     def legs(self, bottom: np.ndarray) -> None:
+        """Cut the crotch ring front-to-back through a crotch chord; builds both legs."""
         b, n = self.b, len(bottom)
         front, back = bottom[0], bottom[n // 2]
         pf, pb = b.pos[front], b.pos[back]
@@ -426,6 +430,7 @@ class _Assembler:
         self.leg(right, -1.0)
 
     def leg(self, root: np.ndarray, s: float) -> None:
+        """Thigh and shank rings along hip -> knee -> ankle, then the foot."""
         sp, side = self.spec, "left" if s > 0 else "right"
         hip, knee, ankle = (self.j[f"left_{k}"] for k in ("hip", "knee", "ankle"))
         seg = [np.linalg.norm(knee - hip), np.linalg.norm(ankle - knee)]
@@ -536,6 +541,7 @@ class _Assembler:
         return neck
 
     def arm(self, root: np.ndarray, s: float) -> None:
+        """Arm rings along shoulder -> elbow -> wrist, then the hand."""
         sp, side = self.spec, "left" if s > 0 else "right"
         sh, el, wr = (self.j[f"left_{k}"] for k in ("shoulder", "elbow", "wrist"))
         seg = [np.linalg.norm(el - sh), np.linalg.norm(wr - el)]
@@ -563,6 +569,7 @@ class _Assembler:
         self.hand(last, wr, _unit(wr - el), s)
 
     def hand(self, prev: np.ndarray, wr: np.ndarray, hdir: np.ndarray, s: float) -> None:
+        """Four palm rings, a thumb through a palm hole, four fingers split off the knuckle ring."""
         sp, side, b = self.spec, "left" if s > 0 else "right", self.b
         hs = sp.hand
         m = MIRROR if s < 0 else np.ones(3)
@@ -604,6 +611,7 @@ class _Assembler:
         self.j[f"{side}_hand"] = (kc - hdir * 0.01 * hs) * m
 
     def finger(self, root: np.ndarray, kc: np.ndarray, hdir: np.ndarray, name: str, s: float) -> None:
+        """One finger rooted at its knuckle loop (kc: knuckle ring centre, hdir: hand direction)."""
         off, z, spread, lengths, hw, ht = FINGER_GEOM[name]
         hs = self.spec.hand
         base = kc + hdir * (off - 0.003) * hs
@@ -665,6 +673,7 @@ class _Assembler:
         return hj + pts
 
     def neck_head(self, root: np.ndarray) -> None:
+        """Shoulder-to-neck blend rings, neck rings, then the head."""
         sp, b = self.spec, self.b
         hj, nj = self.j["head"], self.j["neck"]
         hs = sp.head
@@ -716,6 +725,7 @@ class _Assembler:
         return np.interp(np.arange(n_rings) / n_rings * arc[-1], arc, yy) * hs
 
     def head(self, prev: np.ndarray) -> None:
+        """Head rings up to a crown pole (SMPL-X: mouth and eye openings, eyeballs) and landmarks."""
         b, hj, hs = self.b, self.j["head"], self.spec.head
         n_rings, n = self.res.head
         th = _thetas(n, phase=np.pi / n)
@@ -760,6 +770,7 @@ class _Assembler:
         return np.where(is_jaw, LABEL_ID["jaw"], lab)
 
     def eyeball(self, s: float, side: str) -> None:
+        """A closed sphere behind the eye opening; its front pole is the pupil."""
         b, hs = self.b, self.spec.head
         n_r, n = self.res.eyeballs
         r = 0.0115 * hs
