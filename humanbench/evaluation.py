@@ -1,0 +1,204 @@
+"""``humanbench eval`` for mesh recovery: GT shards + predictions -> a result record under a named protocol.
+
+Each process reads its exact-once slice of the shards (:func:`humanbench.shards.iter_encoded`),
+keeps the people the protocol counts, pairs them with their predictions and evaluates them in
+batches. Under ``torchrun`` the per-person rows are gathered so that every rank sees all of them;
+the record is written by rank 0 and is identical to a single-process run (rows are sorted by
+sample key and person before averaging).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from humanbench import __version__
+from humanbench.conversion import current_command
+from humanbench.errors import HumanbenchError
+from humanbench.metrics.hmr import EvalContext, PersonBatch
+from humanbench.predictions import Predictions, PredictionError, load_predictions, validate_predictions
+from humanbench.protocols import MeshProtocol, get_protocol
+from humanbench.records import ResultRecord, write_record
+from humanbench.schema import decode_sample
+from humanbench.shards import Manifest, iter_encoded
+from humanbench.shards.reader import slice_bounds
+
+
+class EvaluationError(HumanbenchError):
+    """Shards, predictions and protocol that do not fit together."""
+
+
+@dataclass
+class _People:
+    """The GT people one process evaluates, stacked: keys (N,), person (N,), genders, arrays (N,...)."""
+
+    keys: np.ndarray
+    person: np.ndarray
+    genders: list[str]
+    arrays: dict[str, np.ndarray]
+    synthetic: bool
+    sample_people: dict[str, int]  # every sample of the slice -> its number of GT people
+
+
+def _distributed() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _gather(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (a one-element list without torch.distributed)."""
+    rank, world = _distributed()
+    if world == 1:
+        return [obj]
+    gathered: list[Any] = [None] * world
+    torch.distributed.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _selected_people(manifest: Manifest, protocol: MeshProtocol, rank: int, world: int) -> _People:
+    """GT people of this rank's slice that the protocol counts (its person flag, its 1-in-k subsampling)."""
+    keys, person, genders, rows, synthetic, sample_people = [], [], [], [], False, {}
+    first, _ = slice_bounds(manifest.total_count, world, rank)
+    for index, encoded in enumerate(iter_encoded(manifest, rank=rank, world_size=world, num_workers=1, worker=0),
+                                    start=first):
+        if index % protocol.subsample:
+            continue
+        sample = decode_sample(encoded)
+        synthetic |= sample.synthetic
+        sample_people[sample.key] = sample.num_people
+        if sample.body_model != protocol.gt_body_model:
+            raise EvaluationError(f"sample {sample.key!r}: GT body model {sample.body_model!r}, protocol {protocol.id} "
+                                  f"expects {protocol.gt_body_model!r}")
+        flags = sample.people if protocol.person_flag == "valid" else sample.flags
+        if protocol.person_flag not in flags:
+            raise EvaluationError(f"sample {sample.key!r}: protocol {protocol.id} selects people by "
+                                  f"{protocol.person_flag!r}, which this sample does not have (flags: {sorted(sample.flags)})")
+        for p in np.flatnonzero(flags[protocol.person_flag]):
+            keys.append(sample.key)
+            person.append(int(p))
+            genders.append(sample.genders[p])
+            rows.append({name: arr[p] for name, arr in sample.people.items()})
+    arrays = {name: np.stack([r[name] for r in rows]) for name in (rows[0] if rows else {})}
+    return _People(np.asarray(keys, dtype=str), np.asarray(person, dtype=np.int64), genders, arrays, synthetic, sample_people)
+
+
+def _pair_ids(keys: np.ndarray, person: np.ndarray) -> np.ndarray:
+    return np.char.add(np.char.add(keys.astype(str), "\x00"), person.astype(str))
+
+
+def _prediction_rows(pred: Predictions, people: _People) -> np.ndarray:
+    """Row of ``pred`` for each GT person; raises naming counts and the first missing pairs."""
+    ids = _pair_ids(pred.keys, pred.person)
+    order = np.argsort(ids)
+    wanted = _pair_ids(people.keys, people.person)
+    slot = np.clip(np.searchsorted(ids[order], wanted), 0, max(len(ids) - 1, 0))
+    found = (len(ids) > 0) & (ids[order][slot] == wanted) if len(ids) else np.zeros(len(wanted), bool)
+    if not found.all():
+        missing = np.flatnonzero(~found)
+        first = ", ".join(f"({people.keys[i]!r}, {people.person[i]})" for i in missing[:5])
+        raise PredictionError([f"missing: {len(missing)} evaluated (sample, person) pair(s) without a prediction, "
+                               f"first: {first}"])
+    return order[slot]
+
+
+def _check_shards(protocol: MeshProtocol, manifest: Manifest) -> None:
+    if manifest.dataset != protocol.dataset or manifest.split != protocol.split:
+        raise EvaluationError(f"protocol {protocol.id} is defined on {protocol.dataset}/{protocol.split}; these shards "
+                              f"hold {manifest.dataset}/{manifest.split}")
+
+
+def _evaluate_people(protocol: MeshProtocol, people: _People, pred: Predictions, context: EvalContext,
+                     batch_size: int, progress: bool) -> pd.DataFrame:
+    """Per-person errors (mm) of this process's people as a DataFrame."""
+    rows = _prediction_rows(pred, people)
+    pred_arrays = {name: arr[rows] for name, arr in pred.arrays().items()
+                   if name not in ("keys", "person", "gender", "kid", "score", "joints2d")}
+    columns: dict[str, list[np.ndarray]] = {}
+    for start in tqdm(range(0, len(people.keys), batch_size), desc=protocol.id, disable=not progress, unit="batch"):
+        part = slice(start, start + batch_size)
+        batch = PersonBatch(keys=list(people.keys[part]), person=people.person[part], genders=people.genders[part],
+                            gt={n: context.tensor(a[part]) for n, a in people.arrays.items() if a.dtype.kind == "f"},
+                            pred={n: context.tensor(a[part]) for n, a in pred_arrays.items()})
+        with torch.no_grad():
+            errors = protocol.evaluate(batch, context)
+        for name, values in errors.values.items():
+            columns.setdefault(name, []).append(values.cpu().numpy() * 1000.0)
+        for name, values in errors.per_joint.items():
+            columns.setdefault(f"{name}_per_joint", []).append(values.cpu().numpy() * 1000.0)
+    frame = pd.DataFrame({"key": people.keys, "person": people.person, "gender": people.genders})
+    for name, parts in columns.items():
+        values = np.concatenate(parts)
+        frame[name] = list(values) if values.ndim > 1 else values
+    return frame
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def summarize(protocol: MeshProtocol, frame: pd.DataFrame) -> tuple[dict[str, float], dict[str, int], dict[str, list[float]]]:
+    """Metrics (mean over the people a metric is defined for), counts and per-joint means from per-person rows."""
+    metrics, counts, per_joint = {}, {"people": len(frame), "samples": int(frame["key"].nunique())}, {}
+    for spec in protocol.metrics:
+        values = frame[spec.name].to_numpy(dtype=np.float64)
+        defined = ~np.isnan(values)
+        metrics[spec.name] = float(values[defined].mean()) if defined.any() else float("nan")
+        counts[spec.name] = int(defined.sum())
+        if f"{spec.name}_per_joint" in frame:
+            stacked = np.stack(frame[f"{spec.name}_per_joint"].to_numpy())
+            per_joint[spec.name] = [float(v) for v in stacked.mean(axis=0)]
+    return metrics, counts, per_joint
+
+
+def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, out: str | Path | None = None,
+             method: str | None = None, body_models: str | Path | None = None, device: str | None = None,
+             batch_size: int = 256, progress: bool = True, command: str | None = None) -> ResultRecord:
+    """Evaluate ``predictions`` on the GT ``shards`` under protocol ``protocol_id``; write the record to ``out``."""
+    protocol = get_protocol(protocol_id)
+    shards, predictions = Path(shards), Path(predictions)
+    manifest = Manifest.load(shards)
+    _check_shards(protocol, manifest)
+    pred = load_predictions(predictions)
+    rank, world = _distributed()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    context = EvalContext(body_models, device=device)
+    people = _selected_people(manifest, protocol, rank, world)
+    expected = {key: count for part in _gather(people.sample_people) for key, count in part.items()}
+    validate_predictions(pred, expected, protocol.pred_body_model, detections=True)
+    gathered = _gather((_evaluate_people(protocol, people, pred, context, batch_size, progress and rank == 0),
+                        people.synthetic or context.synthetic))
+    frame = pd.concat([f for f, _ in gathered], ignore_index=True).sort_values(["key", "person"], kind="stable",
+                                                                             ignore_index=True)
+    metrics, counts, per_joint = summarize(protocol, frame)
+    synthetic = any(s for _, s in gathered)
+    record = ResultRecord(
+        method=method or predictions.stem, protocol=protocol.describe(), metrics=metrics, counts=counts,
+        per_joint=per_joint, synthetic=synthetic, per_person=frame,
+        provenance={
+            "humanbench_version": __version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": command if command is not None else current_command(),
+            "shards": {"path": str(shards), "dataset": manifest.dataset, "split": manifest.split,
+                       "manifest_sha256": _file_sha256(shards / "manifest.json"),
+                       "source_fingerprint": manifest.source_fingerprint},
+            "predictions": {"path": str(predictions), "sha256": _file_sha256(predictions)},
+            "body_models": "synthetic" if context.synthetic else str(context.root or "HUMANBENCH_BODY_MODELS"),
+            "index_sets": dict(context.index_sets.sources) if "index_sets" in context.__dict__ else {},
+            "device": str(context.device), "world_size": world,
+        },
+    )
+    if out is not None and rank == 0:
+        write_record(record, out)
+    return record

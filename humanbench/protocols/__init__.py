@@ -1,0 +1,26 @@
+"""Named, versioned evaluation protocols (frozen data; see ``docs/protocols.md``).
+
+``get_protocol("3dpw/spin")`` returns the definition; ``PROTOCOLS`` lists every one.
+"""
+
+from __future__ import annotations
+
+from humanbench.errors import HumanbenchError
+from humanbench.protocols.base import MeshProtocol, MetricSpec, Trap
+from humanbench.protocols.mesh import PW3D_CLIFF, PW3D_SMPLERX, PW3D_SPIN
+
+PROTOCOLS: dict[str, MeshProtocol] = {p.id: p for p in (PW3D_CLIFF, PW3D_SMPLERX, PW3D_SPIN)}
+
+
+class UnknownProtocolError(HumanbenchError):
+    """A protocol id humanbench does not define."""
+
+
+def get_protocol(protocol_id: str) -> MeshProtocol:
+    """The protocol registered as ``protocol_id``."""
+    if protocol_id not in PROTOCOLS:
+        raise UnknownProtocolError(f"unknown protocol {protocol_id!r}; humanbench defines {sorted(PROTOCOLS)}")
+    return PROTOCOLS[protocol_id]
+
+
+__all__ = ["PROTOCOLS", "MeshProtocol", "MetricSpec", "Trap", "UnknownProtocolError", "get_protocol"]
