@@ -462,7 +462,7 @@ def _minor_dirs(v: np.ndarray, ref: Humanoid, amp: float, face: bool, out: np.nd
     pool = np.flatnonzero(ref.region == hm.REGION_ID["head"]) if face else np.arange(len(v))
     centres = v[rng.choice(pool, 48, replace=False)]
     sigma = 0.02 if face else 0.08
-    d2 = ((v[:, None, :] - centres[None]) ** 2).sum(-1)
+    d2 = (v ** 2).sum(1)[:, None] + (centres ** 2).sum(1)[None] - 2.0 * v @ centres.T
     basis = np.exp(-d2 / (2 * sigma ** 2))
     if face:
         basis *= (ref.region == hm.REGION_ID["head"])[:, None]
