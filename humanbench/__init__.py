@@ -1,6 +1,6 @@
 """humanbench: convert, evaluate and compare 3D human methods under exact, named protocols.
 
-The Python API mirrors the CLI: ``humanbench.convert``, ``humanbench.info``, ``humanbench.inspect``, ``humanbench.verify``
+The Python API mirrors the CLI: ``humanbench.convert``, ``humanbench.evaluate`` (``eval``), ``humanbench.info``, ``humanbench.inspect``, ``humanbench.verify``
 and ``humanbench.demo`` (loaded lazily from :mod:`humanbench.api` so that importing the package
 stays cheap).
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("convert", "info", "format_info", "inspect", "verify", "demo")
+_API = ("convert", "evaluate", "format_record", "info", "format_info", "inspect", "verify", "demo")
 
 
 def __getattr__(name: str) -> Any:

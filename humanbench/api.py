@@ -7,6 +7,7 @@ from pathlib import Path
 from humanbench.bodymodels import ModelReport, format_report, inspect_body_model_folder
 from humanbench.demo import DemoResult, run_demo
 from humanbench.inspection import InspectReport, inspect_shards
+from humanbench.records import ResultRecord
 from humanbench.shards import Manifest, VerifyReport, verify_shards
 
 
@@ -17,6 +18,29 @@ def convert(dataset: str, root: str | Path, out: str | Path, *, split: str, work
 
     return run_convert(dataset, root, out, split=split, workers=workers, skip_bad=skip_bad, body_models=body_models,
                        max_count=max_count, progress=progress)
+
+
+def evaluate(protocol: str, shards: str | Path, pred: str | Path, *, out: str | Path | None = "results",
+             method: str | None = None, body_models: str | Path | None = None, device: str | None = None,
+             batch_size: int = 256, progress: bool = True) -> ResultRecord:
+    """Evaluate predictions on GT shards under ``protocol``; writes the record to ``out`` (None: don't write)."""
+    from humanbench.evaluation import evaluate as run_evaluate
+
+    return run_evaluate(protocol, shards, pred, out=out, method=method, body_models=body_models, device=device,
+                        batch_size=batch_size, progress=progress)
+
+
+def format_record(record: ResultRecord) -> str:
+    """The summary ``humanbench eval`` prints: protocol, metrics with the protocol's decimals, counts, paths."""
+    decimals = {m["name"]: m["decimals"] for m in record.protocol["metrics"]}
+    units = {m["name"]: m["unit"] for m in record.protocol["metrics"]}
+    lines = [f"{record.method} under {record.protocol_id} v{record.protocol['version']}"
+             + (" [synthetic]" if record.synthetic else "")]
+    lines += [f"  {name}: {value:.{decimals[name]}f} {units[name]} ({record.counts[name]} people)"
+              for name, value in record.metrics.items()]
+    if record.path is not None:
+        lines.append(f"  record: {record.path} (+ {record.path.with_suffix('.parquet').name})")
+    return "\n".join(lines)
 
 
 def info(body_models: str | Path | None = None) -> list[ModelReport]:

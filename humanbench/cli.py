@@ -55,6 +55,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from humanbench import api
+
+    record = api.evaluate(args.protocol, args.shards, args.pred, out=args.out, method=args.method,
+                          body_models=args.body_models, device=args.device, batch_size=args.batch_size)
+    print(api.format_record(record))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from humanbench import api
 
@@ -109,6 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--max-count", type=int, default=1000, metavar="N", help="samples per shard (default 1000)")
     convert.add_argument("--body-models", type=Path, default=None, metavar="DIR", help=BODY_MODELS_HELP)
     convert.set_defaults(func=_cmd_convert)
+
+    evaluate = sub.add_parser("eval", help="evaluate predictions on GT shards under a named protocol",
+                              description="Score a method's predictions against converted GT shards under one named, "
+                                          "versioned protocol and write a result record (JSON + per-person parquet). "
+                                          "Runs under torchrun too: every sample is counted exactly once.")
+    evaluate.add_argument("--protocol", required=True, metavar="ID",
+                          help="protocol id, e.g. 3dpw/spin (see docs/protocols.md for the list)")
+    evaluate.add_argument("--shards", type=Path, required=True, metavar="DIR", help="GT shard folder (with manifest.json)")
+    evaluate.add_argument("--pred", type=Path, required=True, metavar="FILE",
+                          help="predictions file, .npz or .parquet (see docs/predictions.md)")
+    evaluate.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                          help="folder for the result record (default ./results)")
+    evaluate.add_argument("--method", default=None, help="method name in the record (default: the predictions file stem)")
+    evaluate.add_argument("--body-models", type=Path, default=None, metavar="DIR", help=BODY_MODELS_HELP)
+    evaluate.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    evaluate.add_argument("--batch-size", type=int, default=256, metavar="N", help="people per batch (default 256)")
+    evaluate.set_defaults(func=_cmd_eval)
 
     demo = sub.add_parser("demo", help="run the pipeline on the built-in synthetic world and print where outputs are",
                           description="Synthesize a small dataset with the body model, render it, write shards, "

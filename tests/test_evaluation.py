@@ -143,3 +143,47 @@ def test_evaluating_other_shards_is_refused(shards, gt_people, tmp_path) -> None
     write_shards(pw3d_like_samples, other, total=6, dataset="3dpw", split="train", source_fingerprint="t", progress=False)
     with pytest.raises(EvaluationError, match="3dpw/test; these shards hold 3dpw/train"):
         evaluate("3dpw/spin", other, tmp_path / "p.npz", progress=False)
+
+
+def test_cli_eval_writes_a_record(shards, gt_people, tmp_path, capsys) -> None:
+    from humanbench.cli import main
+
+    save_predictions(noisy_predictions(gt_people, 0.03), tmp_path / "mine.npz")
+    code = main(["eval", "--protocol", "3dpw/spin", "--shards", str(shards), "--pred", str(tmp_path / "mine.npz"),
+                 "--out", str(tmp_path / "res"), "--method", "Mine"])
+    out = capsys.readouterr().out
+    assert code == 0 and "Mine under 3dpw/spin v1 [synthetic]" in out and "pa_mpjpe:" in out
+    assert (tmp_path / "res" / "Mine__3dpw-spin.json").exists()
+
+
+DIST_SCRIPT = """
+import sys, json, torch.distributed as dist
+from humanbench.evaluation import evaluate
+dist.init_process_group("gloo")
+record = evaluate("3dpw/spin", sys.argv[1], sys.argv[2], out=None, progress=False)
+if dist.get_rank() == 0:
+    record.per_person.drop(columns=[c for c in record.per_person if c.endswith("per_joint")]).to_json(sys.argv[3])
+    json.dump(record.metrics, open(sys.argv[3] + ".metrics", "w"))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_counts_everyone_once(shards, gt_people, tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    save_predictions(noisy_predictions(gt_people, 0.04), tmp_path / "p.npz")
+    single = evaluate("3dpw/spin", shards, tmp_path / "p.npz", progress=False)
+    (tmp_path / "dist.py").write_text(DIST_SCRIPT)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
+                    str(tmp_path / "dist.py"), str(shards), str(tmp_path / "p.npz"), str(tmp_path / "rows.json")],
+                   check=True, capture_output=True, timeout=300)
+    rows = pd.read_json(tmp_path / "rows.json")
+    assert len(rows) == len(gt_people) and not rows.duplicated(["key", "person"]).any()
+    metrics = json.loads((tmp_path / "rows.json.metrics").read_text())
+    for name, value in single.metrics.items():
+        assert metrics[name] == pytest.approx(value, abs=1e-9)
