@@ -277,7 +277,9 @@ def test_index_sets() -> None:
     assert np.all(v[sets["flame_vertex_ids"], 1] > j[12, 1] - 0.02)
     assert not np.intersect1d(sets["flame_vertex_ids"], sets["mano_left_vertex_ids"]).size
     h36m = sets["J_regressor_h36m"] @ smpl["v_template"]
-    assert h36m[1, 0] < 0 < h36m[4, 0] and h36m[14, 0] < 0 < h36m[11, 0], "H36M right side is -x"
+    assert h36m[4, 0] < 0 < h36m[1, 0] and h36m[14, 0] < 0 < h36m[11, 0], "H36M 1-3/11-13 left (+x), 4-6/14-16 right"
+    lsp = (sets["J_regressor_h36m"] @ smpl["v_template"])[[6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13]]
+    assert (lsp[[0, 1, 2, 6, 7, 8], 0] < 0).all() and (lsp[[3, 4, 5, 9, 10, 11], 0] > 0).all(), "LSP r_* then l_*"
     assert h36m[10, 1] > h36m[9, 1] > h36m[8, 1] > h36m[7, 1] > h36m[0, 1] > h36m[2, 1] > h36m[3, 1]
     lsp = sets["smplx_to_j14"] @ v
     assert lsp[13, 1] > lsp[12, 1] > lsp[8, 1] - 0.1 and lsp[6, 0] < 0 < lsp[11, 0]

@@ -35,11 +35,12 @@ Model content
     columns; posedirs: normal bulges in each joint's blend zone.
 
 Index sets
-    H36M order: 0 pelvis, 1-3 right hip/knee/ankle, 4-6 left, 7 spine,
+    H36M order: 0 pelvis, 1-3 left hip/knee/ankle, 4-6 right, 7 spine,
     8 thorax, 9 neck/nose, 10 head top, 11-13 left shoulder/elbow/wrist,
-    14-16 right.  ``smplx_to_j14`` is ``J_regressor_h36m_smplx[H36M_TO_J14]``,
-    exactly as SPIN derives its 14 joints (with this H36M order its leg rows
-    come out as left ankle, knee, hip, right hip, knee, ankle).  MANO sets are
+    14-16 right: the order SPIN's ``H36M_TO_J14 = [6,5,4,1,2,3,16,15,14,...]``
+    implies for its LSP-14 output (r_ankle, r_knee, r_hip, l_hip, ...).
+    ``smplx_to_j14`` is ``J_regressor_h36m_smplx[H36M_TO_J14]``, exactly as
+    SPIN derives its 14 joints.  MANO sets are
     the 778 vertices furthest along each forearm, FLAME the 5023 highest head
     vertices (incl. eyeballs), body_verts the 4010 vertices furthest from the
     head and hand regions (SMPL-X has only 3896 vertices outside FLAME and MANO,
@@ -604,8 +605,8 @@ def _h36m_regressor(kind: Kind, v: np.ndarray, ref: Humanoid, joints: np.ndarray
     hip = {s: j[f"{full}_hip"] + side[s] * [0.012, -0.01, 0.0] for s, full in (("l", "left"), ("r", "right"))}
     nose = v[_smplx_vertex_ids(kind)["nose"]]
     targets = [
-        0.5 * (hip["l"] + hip["r"]), hip["r"], j["right_knee"], j["right_ankle"],
-        hip["l"], j["left_knee"], j["left_ankle"],
+        0.5 * (hip["l"] + hip["r"]), hip["l"], j["left_knee"], j["left_ankle"],
+        hip["r"], j["right_knee"], j["right_ankle"],
         0.5 * (j["spine1"] + j["spine2"]), 0.7 * j["neck"] + 0.3 * j["spine3"],
         0.5 * (j["head"] + nose), v[ref.tips["head_top"]] - [0.0, 0.01, 0.0],
         j["left_shoulder"], j["left_elbow"], j["left_wrist"],
