@@ -51,9 +51,13 @@ Everything is deterministic and cached; returned arrays are read-only.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import zipfile
 from dataclasses import replace
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Callable, Literal
 
 import numpy as np
 from scipy.sparse import coo_matrix, identity
@@ -219,9 +223,47 @@ def _label_to_joint(kind: Kind) -> np.ndarray:
     return np.array(out)
 
 
+# --------------------------------------------------------------------------- disk cache
+def _cache_folder() -> Path:
+    """``$HUMANBENCH_CACHE`` (default ``~/.cache/humanbench``)/synthetic-models/<hash of this generator's code>."""
+    code = hashlib.sha256()
+    for module in (__file__, hm.__file__):
+        code.update(Path(module).read_bytes())
+    root = Path(os.environ.get("HUMANBENCH_CACHE", Path.home() / ".cache" / "humanbench"))
+    return root / "synthetic-models" / code.hexdigest()[:16]
+
+
+def _disk_cached(name: str, generate: Callable[[], tuple[tuple[str, np.ndarray], ...]]) -> tuple[tuple[str, np.ndarray], ...]:
+    """Arrays from ``<cache>/<name>.npz`` (numeric only, no pickles), generated and stored atomically when absent.
+
+    Generation is deterministic, so the cache only saves time; a different generator version
+    uses another folder. An unwritable cache is not an error.
+    """
+    path = _cache_folder() / f"{name}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return tuple((key, _readonly(stored[key])) for key in stored.files)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        pass
+    arrays = generate()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **dict(arrays))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return arrays
+
+
 # --------------------------------------------------------------------------- model arrays
 @lru_cache(maxsize=None)
 def _model_arrays(kind: Kind, gender: Gender) -> tuple[tuple[str, np.ndarray], ...]:
+    return _disk_cached(f"{kind}-{gender}", lambda: _generate_model_arrays(kind, gender))
+
+
+def _generate_model_arrays(kind: Kind, gender: Gender) -> tuple[tuple[str, np.ndarray], ...]:
     _, ref = _reference(kind)
     spec = _GENDER[gender]
     human = _build(kind, spec)
