@@ -10,7 +10,6 @@ sample key and person before averaging).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from humanbench.protocols import MeshProtocol, get_protocol
 from humanbench.records import ResultRecord, write_record
 from humanbench.schema import decode_sample
 from humanbench.shards import Manifest, iter_encoded
+from humanbench.shards.manifest import sha256_file
 from humanbench.shards.reader import slice_bounds
 
 
@@ -141,14 +141,6 @@ def _evaluate_people(protocol: MeshProtocol, people: _People, pred: Predictions,
     return frame
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def summarize(protocol: MeshProtocol, frame: pd.DataFrame) -> tuple[dict[str, float], dict[str, int], dict[str, list[float]]]:
     """Metrics (mean over the people a metric is defined for), counts and per-joint means from per-person rows."""
     metrics, counts, per_joint = {}, {"people": len(frame), "samples": int(frame["key"].nunique())}, {}
@@ -191,9 +183,9 @@ def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, o
             "humanbench_version": __version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": command if command is not None else current_command(),
             "shards": {"path": str(shards), "dataset": manifest.dataset, "split": manifest.split,
-                       "manifest_sha256": _file_sha256(shards / "manifest.json"),
+                       "manifest_sha256": sha256_file(shards / "manifest.json"),
                        "source_fingerprint": manifest.source_fingerprint},
-            "predictions": {"path": str(predictions), "sha256": _file_sha256(predictions)},
+            "predictions": {"path": str(predictions), "sha256": sha256_file(predictions)},
             "body_models": "synthetic" if context.synthetic else str(context.root or "HUMANBENCH_BODY_MODELS"),
             "index_sets": dict(context.index_sets.sources) if "index_sets" in context.__dict__ else {},
             "device": str(context.device), "world_size": world,

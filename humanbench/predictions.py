@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from humanbench.errors import HumanbenchError
+from humanbench.npzio import write_npz
 from humanbench.schema import BODY_MODEL_KINDS, BODY_POSE_DIM, GENDERS
 
 if TYPE_CHECKING:
@@ -378,7 +379,6 @@ def validate_predictions(
 
 # ----------------------------------------------------------------------------- files
 
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _META_FIELDS = ("format_version", "body_model")
 
 
@@ -402,19 +402,11 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _write_npz(arrays: Mapping[str, np.ndarray], path: Path) -> None:
-    """Uncompressed npz streamed member by member, fixed timestamps (byte-deterministic), no pickles."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name in sorted(arrays):
-            with zf.open(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH), "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, arrays[name], allow_pickle=False)
-
-
 def _save_npz(pred: Predictions, path: Path) -> None:
     arrays = dict(_check_writable(pred), format_version=np.array(FORMAT_VERSION))
     if pred.body_model is not None:
         arrays["body_model"] = np.array(pred.body_model)
-    _atomic_write(path, lambda tmp: _write_npz(arrays, tmp))
+    _atomic_write(path, lambda tmp: write_npz(tmp, arrays))
 
 
 def _check_meta(path: Path, version: object, names: Iterable[str]) -> None:

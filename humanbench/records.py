@@ -8,7 +8,6 @@ source, date, command) and the per-person errors in ``<record>.parquet``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from humanbench.errors import HumanbenchError
+from humanbench.shards.manifest import sha256_file
 
 RECORD_FORMAT = "humanbench-result"
 RECORD_VERSION = 1
@@ -61,14 +61,6 @@ class ResultRecord:
         return (json.dumps(body, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _replace_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
@@ -85,7 +77,7 @@ def write_record(record: ResultRecord, folder: str | Path) -> Path:
     record.per_person.to_parquet(tmp, index=False)
     os.replace(tmp, sidecar)
     path = folder / f"{stem}.json"
-    _replace_atomically(path, record.to_json({"file": sidecar.name, "sha256": _sha256(sidecar),
+    _replace_atomically(path, record.to_json({"file": sidecar.name, "sha256": sha256_file(sidecar),
                                                "rows": len(record.per_person)}))
     record.path = path
     return path
@@ -106,7 +98,7 @@ def read_record(path: str | Path, *, per_person: bool = True) -> ResultRecord:
         sidecar = path.with_name(body["per_person"]["file"])
         if not sidecar.exists():
             raise RecordError(f"{path}: per-person sidecar {sidecar.name} is missing")
-        if _sha256(sidecar) != body["per_person"]["sha256"]:
+        if sha256_file(sidecar) != body["per_person"]["sha256"]:
             raise RecordError(f"{path}: sidecar {sidecar.name} does not match the sha256 in the record")
         frame = pd.read_parquet(sidecar)
     return ResultRecord(method=body["method"], protocol=body["protocol"], metrics=body["metrics"], counts=body["counts"],

@@ -16,13 +16,13 @@ from __future__ import annotations
 import io
 import json
 import re
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 import numpy as np
 
 from humanbench.errors import HumanbenchError
+from humanbench.npzio import write_npz
 
 SCHEMA_VERSION = "1.0"
 
@@ -231,17 +231,10 @@ def _validate_people(sample: Sample) -> None:
 
 # ----------------------------------------------------------------------------- encoding
 
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     """Serialise arrays as an uncompressed ``.npz`` with fixed timestamps (byte-deterministic)."""
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in sorted(arrays):
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH), member.getvalue())
+    write_npz(buf, arrays)
     return buf.getvalue()
 
 
