@@ -44,6 +44,8 @@ class _People:
     person: np.ndarray
     genders: list[str]
     arrays: dict[str, np.ndarray]
+    camera_K: np.ndarray  # (N,3,3)
+    image_size: np.ndarray  # (N,2) width, height
     synthetic: bool
     sample_people: dict[str, int]  # every sample of the slice -> its number of GT people
 
@@ -66,7 +68,7 @@ def _gather(obj: Any) -> list[Any]:
 
 def _selected_people(manifest: Manifest, protocol: MeshProtocol, rank: int, world: int) -> _People:
     """GT people of this rank's slice that the protocol counts (its person flag, its 1-in-k subsampling)."""
-    keys, person, genders, rows, synthetic, sample_people = [], [], [], [], False, {}
+    keys, person, genders, rows, cameras, sizes, synthetic, sample_people = [], [], [], [], [], [], False, {}
     first, _ = slice_bounds(manifest.total_count, world, rank)
     for index, encoded in enumerate(iter_encoded(manifest, rank=rank, world_size=world, num_workers=1, worker=0),
                                     start=first):
@@ -87,8 +89,12 @@ def _selected_people(manifest: Manifest, protocol: MeshProtocol, rank: int, worl
             person.append(int(p))
             genders.append(sample.genders[p])
             rows.append({name: arr[p] for name, arr in sample.people.items()})
+            cameras.append(sample.camera.K)
+            sizes.append((sample.width, sample.height))
     arrays = {name: np.stack([r[name] for r in rows]) for name in (rows[0] if rows else {})}
-    return _People(np.asarray(keys, dtype=str), np.asarray(person, dtype=np.int64), genders, arrays, synthetic, sample_people)
+    return _People(np.asarray(keys, dtype=str), np.asarray(person, dtype=np.int64), genders, arrays,
+                   np.asarray(cameras, dtype=np.float64).reshape(-1, 3, 3), np.asarray(sizes, dtype=np.float64).reshape(-1, 2),
+                   synthetic, sample_people)
 
 
 def _pair_ids(keys: np.ndarray, person: np.ndarray) -> np.ndarray:
@@ -127,7 +133,8 @@ def _evaluate_people(protocol: MeshProtocol, people: _People, pred: Predictions,
         part = slice(start, start + batch_size)
         batch = PersonBatch(keys=list(people.keys[part]), person=people.person[part], genders=people.genders[part],
                             gt={n: context.tensor(a[part]) for n, a in people.arrays.items() if a.dtype.kind == "f"},
-                            pred={n: context.tensor(a[part]) for n, a in pred_arrays.items()})
+                            pred={n: context.tensor(a[part]) for n, a in pred_arrays.items()},
+                            camera_K=context.tensor(people.camera_K[part]), image_size=context.tensor(people.image_size[part]))
         with torch.no_grad():
             errors = protocol.evaluate(batch, context)
         for name, values in errors.values.items():

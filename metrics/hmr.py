@@ -34,6 +34,8 @@ class PersonBatch:
     genders: list[str]  # (N,) GT genders
     gt: dict[str, Tensor]  # schema arrays, e.g. betas (N,B), body_pose (N,BP), transl (N,3)
     pred: dict[str, Tensor]  # predicted parameters and/or "vertices" (N,V,3)
+    camera_K: Tensor | None = None  # (N,3,3) intrinsics of each person's image
+    image_size: Tensor | None = None  # (N,2) width, height
 
     def __len__(self) -> int:
         return len(self.keys)
