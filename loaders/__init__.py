@@ -9,7 +9,11 @@ from __future__ import annotations
 from humanbench.loaders.base import Converter
 
 # One import per dataset module, sorted.
+from humanbench.loaders.ehf import EHFConverter
+from humanbench.loaders.ubody import UBodyConverter
 
 CONVERTERS: dict[str, type[Converter]] = {
     # "name": ConverterClass, sorted by name.
+    "ehf": EHFConverter,
+    "ubody": UBodyConverter,
 }
