@@ -89,7 +89,7 @@ def _selected_people(manifest: Manifest, protocol: MeshProtocol, rank: int, worl
             person.append(int(p))
             genders.append(sample.genders[p])
             rows.append({name: arr[p] for name, arr in sample.people.items()})
-            cameras.append(sample.camera.K)
+            cameras.append(sample.people["person_K"][p] if "person_K" in sample.people else sample.camera.K)
             sizes.append((sample.width, sample.height))
     arrays = {name: np.stack([r[name] for r in rows]) for name in (rows[0] if rows else {})}
     return _People(np.asarray(keys, dtype=str), np.asarray(person, dtype=np.int64), genders, arrays,

@@ -60,10 +60,10 @@ class FieldSpec:
 
 
 PERSON_FIELDS: dict[str, FieldSpec] = {
-    "betas": FieldSpec(("P", "B"), "f", True, doc="shape coefficients; B >= 10; B == 11 means the last one is the kid-template weight (AGORA convention)"),
-    "global_orient": FieldSpec(("P", 3), "f", True, doc="axis-angle root rotation in the frame named by `coords`"),
-    "body_pose": FieldSpec(("P", "BP"), "f", True, doc="axis-angle body joints: SMPL 69 (23x3), SMPL-X 63 (21x3)"),
-    "transl": FieldSpec(("P", 3), "f", True, doc="smplx-style translation (metres) in the frame named by `coords`"),
+    "betas": FieldSpec(("P", "B"), "f", doc="shape coefficients; B >= 10; B == 11 means the last one is the kid-template weight (AGORA convention)"),
+    "global_orient": FieldSpec(("P", 3), "f", doc="axis-angle root rotation in the frame named by `coords`"),
+    "body_pose": FieldSpec(("P", "BP"), "f", doc="axis-angle body joints: SMPL 69 (23x3), SMPL-X 63 (21x3)"),
+    "transl": FieldSpec(("P", 3), "f", doc="smplx-style translation (metres) in the frame named by `coords`"),
     "left_hand_pose": FieldSpec(("P", 45), "f", smplx_only=True, doc="full axis-angle 15x3, absolute (flat_hand_mean)"),
     "right_hand_pose": FieldSpec(("P", 45), "f", smplx_only=True, doc="full axis-angle 15x3, absolute (flat_hand_mean)"),
     "jaw_pose": FieldSpec(("P", 3), "f", smplx_only=True),
@@ -76,11 +76,15 @@ PERSON_FIELDS: dict[str, FieldSpec] = {
     "joints3d": FieldSpec(("P", "J3", 3), "f", doc="metres, in the frame named by `coords`; order in `joints3d_format`"),
     "vertices": FieldSpec(("P", "V", 3), "f", doc="ground-truth mesh vertices, metres, frame `coords`"),
     "bbox": FieldSpec(("P", 4), "f", doc="x1, y1, x2, y2 in pixels"),
+    "person_K": FieldSpec(("P", 3, 3), "f", doc="per-person intrinsics where the dataset gives each person a virtual camera (UBody); overrides cam_K for that person"),
     "valid": FieldSpec(("P",), "b", True, doc="person usable for evaluation (all dataset validity rules applied)"),
     "kid": FieldSpec(("P",), "b", True, doc="child body (needs the kid template)"),
     "occlusion": FieldSpec(("P",), "f", doc="occluded fraction in percent (AGORA)"),
 }
 """Per-person arrays stored in the ``npz`` member; each has a leading people axis P."""
+
+PARAM_FIELDS = ("betas", "global_orient", "body_pose", "transl")
+"""The body-model parameters: all present, or none when the ground truth is a mesh (``vertices``)."""
 
 CAMERA_FIELDS: dict[str, tuple[tuple[int | str, ...], str]] = {
     "cam_K": ((3, 3), "f"),
@@ -223,10 +227,17 @@ def _validate_people(sample: Sample) -> None:
         if spec.smplx_only and sample.body_model != "smplx":
             raise _fail(key, name, "no such field for body_model 'smpl'", _describe(sample.people[name]))
         _check_array(key, name, sample.people[name], spec.shape, spec.dtype_kind, sizes)
-    if sizes["B"] < 10:
+    present = [name for name in PARAM_FIELDS if name in sample.people]
+    if present and len(present) < len(PARAM_FIELDS):
+        missing = sorted(set(PARAM_FIELDS) - set(present))
+        raise _fail(key, missing[0], f"all of {list(PARAM_FIELDS)} or none", f"only {present}")
+    if not present and "vertices" not in sample.people:
+        raise _fail(key, "betas", f"body-model parameters {list(PARAM_FIELDS)} or GT 'vertices'", "neither")
+    if present and sizes["B"] < 10:
         raise _fail(key, "betas", "at least 10 coefficients", str(sizes["B"]))
     for name, arr in sample.flags.items():
-        _check_array(key, f"flags.{name}", arr, ("P",), arr.dtype.kind if isinstance(arr, np.ndarray) else "b", sizes)
+        kind = arr.dtype.kind if isinstance(arr, np.ndarray) and arr.dtype.kind in "biuf" else "b"
+        _check_array(key, f"flags.{name}", arr, ("P",), kind, sizes)
 
 
 # ----------------------------------------------------------------------------- encoding

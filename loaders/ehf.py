@@ -8,8 +8,8 @@ Raw layout (one flat folder, see ``docs/datasets/ehf.md``)::
     ROOT/EHF_camera.txt  camera intrinsics and extrinsics (optional here: the values are hard-coded)
 
 One sample per frame, one person, split ``test``. The ground truth is a mesh, not parameters: the
-sample carries ``vertices`` in the camera frame (``R @ X_ply + t``), the SMPL-X parameters the schema
-requires are zeros and the per-person flag ``has_params`` is False. ``joints2d`` is OpenPose
+sample carries ``vertices`` in the camera frame (``R @ X_ply + t``) and no body-model parameters
+(the schema takes a mesh instead of parameters). ``joints2d`` is OpenPose
 ``people[0]`` in the ``openpose137`` order (BODY_25, left hand 21, right hand 21, face 70).
 """
 
@@ -274,15 +274,14 @@ class EHFConverter(Converter):
         keypoints, detected = read_openpose(self.root / f"{frame_id}_2Djnt.json")
         K = camera_matrix()
         pixels = vertices[:, :2] / vertices[:, 2:] * np.diag(K)[:2] + K[:2, 2]
-        people = {"betas": np.zeros((1, 10)), "global_orient": np.zeros((1, 3)), "body_pose": np.zeros((1, 63)),
-                  "transl": np.zeros((1, 3)), "vertices": vertices[None], "joints2d": keypoints[None],
+        people = {"vertices": vertices[None], "joints2d": keypoints[None],
                   "bbox": _bbox(pixels, width, height)[None], "valid": np.ones(1, bool), "kid": np.zeros(1, bool)}
         number = int(frame_id)
         return Sample(
             key=f"ehf-{number:03d}", dataset="ehf", split=self.split, image=image, image_format="jpg",
             width=width, height=height, camera=Camera(K=K), body_model="smplx", coords="camera", people=people,
             genders=["neutral"], person_ids=["0"], sequence="ehf", frame=number, camera_name="ehf",
-            joints2d_format=JOINTS2D_FORMAT, flags={"has_params": np.zeros(1, bool)},
+            joints2d_format=JOINTS2D_FORMAT,
             extra={"ground_truth": "mesh", "file_id": frame_id, "openpose_people": detected,
                    "camera_file": check_camera_file(self.root / CAMERA_FILE),
                    "world_to_camera": {"rotation_vector": list(ROTATION_VECTOR), "translation": list(TRANSLATION)}},

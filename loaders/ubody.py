@@ -14,9 +14,8 @@ image stacked in annotation-id order. Frames that were extracted already are tak
 the others are decoded from the video with PyAV and stored as PNG, numbered like
 ``ffmpeg -i clip.mp4 -r 30 %06d.png`` (1-based). SMPL-X parameters are in the camera frame; the
 hand poses are stored absolute (the annotation's are relative to the SMPL-X mean hand, which is
-read from the user's SMPL-X model file). Each annotation has its own virtual camera: the sample
-camera is the first annotated person's, all of them are in ``extra`` (``person_focal``,
-``person_princpt``). Splits: ``intra-train``, ``intra-test``, ``inter-train``, ``inter-test``; all
+read from the user's SMPL-X model file). Each annotation has its own virtual camera, stored as the
+per-person ``person_K``; the sample camera ``cam_K`` is the first annotated person's. Splits: ``intra-train``, ``intra-test``, ``inter-train``, ``inter-test``; all
 annotations are kept (the every-100th test subsampling belongs to the evaluation protocol).
 """
 
@@ -436,6 +435,7 @@ class UBodyConverter(Converter):
                                   f"the annotation says {frame.width}x{frame.height}")
         entries = [smplx.get(str(a.id)) for a in frame.annotations]
         people, flags = self._people(frame.annotations, entries)
+        people["person_K"] = np.stack([_camera_matrix(e, frame) for e in entries])
         with_camera = [(a.id, e) for a, e in zip(frame.annotations, entries) if e is not None]
         return Sample(
             key=f"{key_prefix(scene, clip)}-{frame.number:06d}", dataset="ubody", split=self.split, image=image.data,
@@ -446,9 +446,7 @@ class UBodyConverter(Converter):
             joints2d_format=JOINTS2D_FORMAT, flags=flags,
             extra={"scene": scene, "video_key": video_key(frame.file_name), "file_name": frame.file_name,
                    "image_ids": list(frame.image_ids), "annotation_ids": [a.id for a in frame.annotations],
-                   "camera_annotation_id": with_camera[0][0] if with_camera else None, "frame_source": image.source,
-                   "person_focal": [e.focal.tolist() if e else None for e in entries],
-                   "person_princpt": [e.princpt.tolist() if e else None for e in entries]},
+                   "camera_annotation_id": with_camera[0][0] if with_camera else None, "frame_source": image.source},
         )
 
     def _people(self, annotations: Sequence[Annotation],

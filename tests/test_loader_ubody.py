@@ -74,8 +74,7 @@ def test_round_trip_params_joints_and_keypoints(intra, miniature, body_models) -
     np.testing.assert_allclose(joints, expected, atol=1e-5)
     mapped = COCO_WHOLEBODY_FROM_SMPLX >= 0
     for (sample, p, gt), person_joints in zip(fitted, joints):
-        focal, princpt = sample.extra["person_focal"][p], sample.extra["person_princpt"][p]
-        K = np.array([[focal[0], 0, princpt[0]], [0, focal[1], princpt[1]], [0, 0, 1]])
+        K = sample.people["person_K"][p]
         np.testing.assert_allclose(K, gt.K)
         pixels = project(person_joints[COCO_WHOLEBODY_FROM_SMPLX[mapped]], K)
         np.testing.assert_allclose(pixels, gt.keypoints[mapped, :2], atol=1e-3)
@@ -95,13 +94,12 @@ def test_validity_flags_and_multi_person_frames(intra, miniature) -> None:
         assert sample.flags["has_smplx"][p] == (gt.quirk != "no_smplx")
         assert sample.flags["rhand_valid"][p] == (gt.quirk not in ("right_hand_invalid", "no_smplx"))
         if gt.quirk == "no_smplx":
-            assert sample.extra["person_focal"][p] is None and not sample.people["transl"][p].any()
+            assert not sample.people["transl"][p].any()
     assert {g.quirk for g in miniature.people} - {""} == set(QUIRKS.values())
     multi = [s for s in samples if s.num_people == 2]
     assert multi and all(s.genders == ["neutral", "neutral"] for s in multi)
     first = multi[0]
-    focal = first.extra["person_focal"][0]
-    np.testing.assert_allclose(np.diag(first.camera.K)[:2], focal)
+    np.testing.assert_allclose(first.camera.K, first.people["person_K"][0])
 
 
 def test_splits_use_video_keys_with_trim_cut(tmp_path, intra, miniature, body_models) -> None:
