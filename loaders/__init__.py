@@ -10,10 +10,12 @@ from humanbench.loaders.base import Converter
 
 # One import per dataset module, sorted.
 from humanbench.loaders.ehf import EHFConverter
+from humanbench.loaders.pw3d import PW3DConverter
 from humanbench.loaders.ubody import UBodyConverter
 
 CONVERTERS: dict[str, type[Converter]] = {
     # "name": ConverterClass, sorted by name.
+    "3dpw": PW3DConverter,
     "ehf": EHFConverter,
     "ubody": UBodyConverter,
 }
