@@ -9,6 +9,7 @@ from __future__ import annotations
 from humanbench.loaders.base import Converter
 
 # One import per dataset module, sorted.
+from humanbench.loaders.agora import AgoraConverter
 from humanbench.loaders.ehf import EHFConverter
 from humanbench.loaders.pw3d import PW3DConverter
 from humanbench.loaders.ubody import UBodyConverter
@@ -16,6 +17,7 @@ from humanbench.loaders.ubody import UBodyConverter
 CONVERTERS: dict[str, type[Converter]] = {
     # "name": ConverterClass, sorted by name.
     "3dpw": PW3DConverter,
+    "agora": AgoraConverter,
     "ehf": EHFConverter,
     "ubody": UBodyConverter,
 }
