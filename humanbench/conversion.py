@@ -17,8 +17,9 @@ from humanbench import __version__
 from humanbench.schema import SCHEMA_VERSION, Sample, encode_sample
 from humanbench.shards import Manifest, ShardWriter
 
-SampleSource = Callable[[int], Iterator[Sample]]
-"""``source(start)`` yields the samples of a conversion in key order, skipping the first ``start``."""
+SampleSource = Callable[[int], Iterator[Sample | dict[str, Any]]]
+"""``source(start)`` yields the samples of a conversion in key order, skipping the first ``start``;
+a sample may come already encoded (:func:`~humanbench.schema.encode_sample`, e.g. by a worker)."""
 
 
 def current_command() -> str:
@@ -48,7 +49,7 @@ def write_shards(source: SampleSource, out: str | Path, *, total: int, dataset: 
                    dynamic_ncols=True)
         with bar:
             for sample in source(start):
-                writer.write(encode_sample(sample))
+                writer.write(sample if isinstance(sample, dict) else encode_sample(sample))
                 bar.update(1)
         if finalize is not None:
             writer.manifest_fields.update(finalize())

@@ -1,7 +1,7 @@
 """``humanbench convert``: run a dataset converter over its units, in parallel, into resumable shards.
 
-Units go to a process pool (``workers`` > 1) and come back in order, so the shards are identical
-whatever the number of workers. Finished units are journalled in ``_units.jsonl`` (sample count
+Units go to a process pool (``workers`` > 1), are converted and encoded there, and come back in
+order, so the shards are identical whatever the number of workers. Finished units are journalled in ``_units.jsonl`` (sample count
 and drops) next to the shard journal; a re-run skips every unit whose samples are already safely
 in finished shards and re-collects their drops from the journal, so the manifest of a resumed run
 equals that of an uninterrupted one. With ``skip_bad`` a unit that raises
@@ -16,14 +16,16 @@ import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from humanbench.conversion import write_shards
 from humanbench.loaders import CONVERTERS
-from humanbench.loaders.base import ConversionError, Converter, Unit, UnitResult
+from humanbench.loaders.base import ConversionError, Converter, Unit
+from humanbench.schema import encode_sample
 from humanbench.shards import Manifest, fingerprint_files
 
 UNIT_JOURNAL = "_units.jsonl"
+EncodedSample = dict[str, Any]
 
 
 def get_converter(name: str, root: str | Path, split: str, *, body_models: str | Path | None = None) -> Converter:
@@ -35,16 +37,19 @@ def get_converter(name: str, root: str | Path, split: str, *, body_models: str |
 
 @dataclass(frozen=True)
 class _Job:
+    """Convert and encode one unit (in a worker process when ``workers`` > 1)."""
+
     converter: Converter
     skip_bad: bool
 
-    def __call__(self, unit: Unit) -> UnitResult:
+    def __call__(self, unit: Unit) -> tuple[list[EncodedSample], list[dict[str, str]]]:
         try:
-            return self.converter.convert_unit(unit)
+            result = self.converter.convert_unit(unit)
         except ConversionError as err:
             if not self.skip_bad:
                 raise
-            return UnitResult([], [{"item": unit.describe(), "reason": str(err)}])
+            return [], [{"item": unit.describe(), "reason": str(err)}]
+        return [encode_sample(sample) for sample in result.samples], result.dropped
 
 
 def _read_unit_journal(path: Path) -> list[dict]:
@@ -80,14 +85,14 @@ class _UnitSource:
         self.journal.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries[:first]))
         skip = start - done  # samples of the first remaining unit that are already written
         with self.journal.open("a") as journal:
-            for result in self._results(self.units[first:]):
-                journal.write(json.dumps({"count": len(result.samples), "dropped": result.dropped}, sort_keys=True) + "\n")
+            for samples, dropped in self._results(self.units[first:]):
+                journal.write(json.dumps({"count": len(samples), "dropped": dropped}, sort_keys=True) + "\n")
                 journal.flush()
-                self.dropped.extend(result.dropped)
-                yield from result.samples[skip:]
+                self.dropped.extend(dropped)
+                yield from samples[skip:]
                 skip = 0
 
-    def _results(self, units: list[Unit]) -> Iterator[UnitResult]:
+    def _results(self, units: list[Unit]) -> Iterator[tuple[list[EncodedSample], list[dict[str, str]]]]:
         job = _Job(self.converter, self.skip_bad)
         if self.workers <= 1:
             yield from map(job, units)
