@@ -83,12 +83,25 @@ class BodyModelFormatError(HumanbenchError, ValueError):
     """A file exists but its content is wrong: missing key, wrong shape/dtype, corrupt archive."""
 
 
+SYNTHETIC_MARKER = "HUMANBENCH_SYNTHETIC"
+"""A file of this name marks a folder of official-format files with synthetic content (tests, demo)."""
+
+
 @dataclass(frozen=True)
 class BodyModelRoot:
-    """A user's body-model folder and how it was chosen (for messages)."""
+    """A user's body-model folder and how it was chosen (for messages).
+
+    ``synthetic`` is True when the folder holds the :data:`SYNTHETIC_MARKER` file: official file
+    formats written from the embedded synthetic humanoid, so results stay marked synthetic.
+    """
 
     path: Path
     chosen_by: str
+
+    @property
+    def synthetic(self) -> bool:
+        """The folder was written by humanbench from its synthetic models."""
+        return (self.path / SYNTHETIC_MARKER).is_file()
 
 
 @dataclass(frozen=True)

@@ -117,4 +117,5 @@ def load_index_sets(root: str | Path | BodyModelRoot | None = None, *, names: It
         arrays = {n: _validated(n, defaults[n], "synthetic") for n in names}
         return IndexSets(**arrays, synthetic=True, sources={n: "synthetic" for n in names})
     loaded = {n: read_index_set(resolved, n) for n in names}
-    return IndexSets(**{n: a for n, (a, _) in loaded.items()}, sources={n: str(p) for n, (_, p) in loaded.items()})
+    return IndexSets(**{n: a for n, (a, _) in loaded.items()}, synthetic=resolved.synthetic,
+                     sources={n: str(p) for n, (_, p) in loaded.items()})

@@ -395,6 +395,6 @@ def load_body_model(
     usable_betas = model.num_betas - (1 if age == "kid" else 0)
     if usable_betas < num_betas:
         notes.append(f"num_betas reduced from {num_betas} to {usable_betas}: the model has no more shape components")
-    body = BodyModel(model, kind=kind, gender=gender, age=age, synthetic=resolved is None,
+    body = BodyModel(model, kind=kind, gender=gender, age=age, synthetic=resolved is None or resolved.synthetic,
                      source=source, notes=tuple(notes))
     return body.to(device)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping
 
 import numpy as np
 
+from humanbench.bodymodels.files import SYNTHETIC_MARKER
 from humanbench.bodymodels.index_sets import INDEX_SETS
 
 __all__ = [
@@ -288,13 +289,17 @@ def write_model_folder(
     default: the synthetic models).  For ``mano`` the "genders" are the sides
     ``left``/``right``.  ``kid_templates`` maps ``smpl``/``smplx`` to a
     ``(V, 3)`` template and ``index_sets`` maps index-set names to arrays
-    (defaults: synthetic ones; pass ``{}`` to write none).
+    (defaults: synthetic ones; pass ``{}`` to write none). A folder written from the synthetic
+    models gets the ``HUMANBENCH_SYNTHETIC`` marker, so everything loaded from it stays marked
+    synthetic.
     """
     if smplx_format not in ("npz", "pkl"):
         raise ValueError(f"smplx_format must be 'npz' or 'pkl', got {smplx_format!r}")
     root = Path(root)
     kinds = tuple(kinds)
-    arrays_for = arrays_for or _synthetic_arrays
+    if arrays_for is None:
+        arrays_for = _synthetic_arrays
+        _write_bytes(root / SYNTHETIC_MARKER, b"Official-format files written from humanbench's synthetic body models.\n")
     for kind in kinds:
         for gender in (("left", "right") if kind == "mano" else genders):
             arrays = arrays_for(kind, gender)
