@@ -1,44 +1,82 @@
-"""``humanbench demo``: the pipeline on the built-in synthetic world, end to end, in well under a minute."""
+"""``humanbench demo``: the whole pipeline on built-in synthetic data, end to end.
+
+1. Synthesize a training set with the synthetic world, write, verify and inspect its shards.
+2. Write miniature raw copies of 3DPW, AGORA, UBody and EHF in their exact on-disk layouts and
+   convert each with ``humanbench convert``.
+3. Evaluate reference predictors (mean pose; GT plus noise) on the converted 3DPW under
+   ``3dpw/spin`` and ``3dpw/cliff`` and write result records.
+
+Everything is made with the embedded synthetic body models unless ``body_models`` names a real
+folder; every number is then marked synthetic.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from humanbench.baselines.reference import mean_pose_predictions, noisy_gt_predictions
+from humanbench.bodymodels import resolve_root
 from humanbench.conversion import write_shards
+from humanbench.convert import convert
+from humanbench.evaluation import evaluate
 from humanbench.inspection import InspectReport, inspect_shards
+from humanbench.predictions import save_predictions
+from humanbench.records import ResultRecord
 from humanbench.shards import Manifest, VerifyReport, verify_shards
+from humanbench.synthetic.official_files import write_model_folder
+from humanbench.synthetic.raw.agora import write_miniature_agora
+from humanbench.synthetic.raw.ehf import write_miniature_ehf
+from humanbench.synthetic.raw.pw3d import write_miniature_3dpw
+from humanbench.synthetic.raw.ubody import write_miniature_ubody
 from humanbench.synthetic.world import SyntheticWorld, WorldConfig
 
 FRAMES_PER_SEQUENCE = 12
 
+MINIATURES: dict[str, tuple[str, Callable[..., object]]] = {
+    "3dpw": ("test", lambda root, models: write_miniature_3dpw(root, body_models=models, frames=4)),
+    "agora": ("validation-1280", lambda root, models: write_miniature_agora(root, body_models=models)),
+    "ubody": ("intra-test", lambda root, models: write_miniature_ubody(root, body_models=models, frames=3)),
+    "ehf": ("test", lambda root, models: write_miniature_ehf(root, body_models=models)),
+}
+"""Dataset -> (split the demo converts, writer of its miniature raw copy)."""
+
+PROTOCOLS = ("3dpw/spin", "3dpw/cliff")
+OUTPUT_FOLDERS = ("body_models", "shards", "raw", "predictions", "results")
+"""What the demo writes under ``out``; a re-run replaces them."""
+
 
 @dataclass
 class DemoResult:
-    """Where the demo wrote its outputs and what the checks said."""
+    """Where the demo wrote its outputs, what the checks said and how long each stage took."""
 
     out: Path
-    shards: Path
-    manifest: Manifest
-    verify: VerifyReport
-    inspect: InspectReport
     body_model_source: str
-    seconds: float
+    manifests: dict[str, Manifest]
+    verify: dict[str, VerifyReport]
+    inspect: InspectReport
+    records: list[ResultRecord]
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_text(self) -> str:
         """Summary with every output path."""
-        synthetic = " (embedded synthetic body model: numbers are synthetic)" if self.body_model_source == "synthetic" else ""
-        return "\n".join([
-            f"humanbench demo finished in {self.seconds:.1f} s; body model: {self.body_model_source}{synthetic}",
-            f"  shards:        {self.shards} ({self.manifest.total_count} samples in {len(self.manifest.shards)} shards)",
-            f"  manifest:      {self.shards / 'manifest.json'}",
-            f"  verify:        {'ok' if self.verify.ok else 'FAILED'}",
-            f"  contact sheet: {self.inspect.contact_sheet}",
-            "", self.inspect.to_text(),
-        ])
+        synthetic = " (embedded synthetic body models: all numbers are synthetic)" if self.body_model_source == "synthetic" else ""
+        lines = [f"humanbench demo finished in {sum(self.timings.values()):.1f} s; body models: "
+                 f"{self.body_model_source}{synthetic}", "", "shards (verified):"]
+        for name, manifest in self.manifests.items():
+            status = "ok" if self.verify[name].ok else "FAILED"
+            lines.append(f"  {name:<22} {manifest.total_count:>4} samples  verify {status}  {manifest.root}")
+        lines += ["", f"contact sheet: {self.inspect.contact_sheet}", "", "result records:"]
+        for record in self.records:
+            metrics = ", ".join(f"{k} {v:.1f}" for k, v in record.metrics.items())
+            lines.append(f"  {record.method:<10} {record.protocol_id:<11} {metrics}  {record.path}")
+        lines += ["", "stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())]
+        return "\n".join(lines)
 
 
 def world_config(frames: int, seed: int, body_models: Path | None) -> WorldConfig:
@@ -50,22 +88,63 @@ def world_config(frames: int, seed: int, body_models: Path | None) -> WorldConfi
 
 def config_fingerprint(config: WorldConfig) -> str:
     """sha256 of the world config: the synthetic world's source fingerprint."""
-    data = {k: str(v) for k, v in asdict(config).items()}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps({k: str(v) for k, v in asdict(config).items()}, sort_keys=True).encode()).hexdigest()
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, name: str, run: Callable[[], object]) -> object:
+        start = time.perf_counter()
+        result = run()
+        self.timings[name] = time.perf_counter() - start
+        return result
+
+
+def _synthesize(out: Path, frames: int, seed: int, body_models: Path | None, progress: bool) -> Manifest:
+    config = world_config(frames, seed, body_models)
+    return write_shards(SyntheticWorld(config).samples, out / "shards" / "synthetic-train", total=config.total,
+                        dataset=config.dataset, split=config.split, source_fingerprint=config_fingerprint(config),
+                        max_count=16, progress=progress, extra={"world": {k: str(v) for k, v in asdict(config).items()}})
+
+
+def _convert_miniatures(out: Path, body_models: Path, progress: bool) -> dict[str, Manifest]:
+    manifests = {}
+    for name, (split, write) in MINIATURES.items():
+        raw = out / "raw" / name
+        write(raw, body_models)
+        manifests[f"{name}-{split}"] = convert(name, raw, out / "shards" / f"{name}-{split}", split=split,
+                                               body_models=body_models, progress=progress)
+    return manifests
+
+
+def _evaluate_references(out: Path, train: Path, shards: Path, body_models: Path, progress: bool) -> list[ResultRecord]:
+    predictors = {"mean-pose": mean_pose_predictions(train, shards), "gt+noise": noisy_gt_predictions(shards)}
+    records = []
+    for method, predictions in predictors.items():
+        path = save_predictions(predictions, out / "predictions" / f"{method}.npz")
+        for protocol in PROTOCOLS:
+            records.append(evaluate(protocol, shards, path, out=out / "results", method=method,
+                                    body_models=body_models, progress=progress))
+    return records
 
 
 def run_demo(out: str | Path = "humanbench-demo", *, body_models: str | Path | None = None, frames: int = 48,
              seed: int = 0, progress: bool = True) -> DemoResult:
-    """Synthesize ``frames`` images, write + verify + inspect their shards under ``out``."""
-    started = time.perf_counter()
+    """Run the demo pipeline into ``out`` (see the module docstring); returns what it wrote."""
     out = Path(out)
-    config = world_config(frames, seed, Path(body_models) if body_models else None)
-    world = SyntheticWorld(config)
-    shards = out / "shards" / f"{config.dataset}-{config.split}"
-    manifest = write_shards(world.samples, shards, total=config.total, dataset=config.dataset, split=config.split,
-                            source_fingerprint=config_fingerprint(config), max_count=16, progress=progress,
-                            extra={"world": {k: str(v) for k, v in asdict(config).items()}})
-    report = verify_shards(shards)
-    inspected = inspect_shards(shards, contact_sheet=out / "contact_sheet.png")
-    source = str(world.model("neutral").source)
-    return DemoResult(out, shards, manifest, report, inspected, source, time.perf_counter() - started)
+    for folder in OUTPUT_FOLDERS:
+        shutil.rmtree(out / folder, ignore_errors=True)
+    watch = _Stopwatch()
+    root = resolve_root(body_models)
+    models = root.path if root is not None else write_model_folder(out / "body_models")
+    manifests = {"synthetic-train": watch("synthesize", lambda: _synthesize(out, frames, seed, models, progress))}
+    manifests.update(watch("convert", lambda: _convert_miniatures(out, models, progress)))
+    reports = watch("verify", lambda: {name: verify_shards(m.root) for name, m in manifests.items()})
+    inspected = watch("inspect", lambda: inspect_shards(manifests["synthetic-train"].root,
+                                                        contact_sheet=out / "contact_sheet.png"))
+    records = watch("evaluate", lambda: _evaluate_references(out, manifests["synthetic-train"].root,
+                                                             manifests["3dpw-test"].root, models, progress))
+    source = "synthetic" if root is None or root.synthetic else str(root.path)
+    return DemoResult(out, source, manifests, reports, inspected, records, watch.timings)

@@ -394,6 +394,7 @@ def _check_writable(pred: Predictions) -> dict[str, np.ndarray]:
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write through ``write(tmp_path)`` into a sibling temporary file, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         write(tmp)
