@@ -29,7 +29,6 @@ from humanbench.records import ResultRecord, write_record
 from humanbench.schema import decode_sample
 from humanbench.shards import Manifest, iter_encoded
 from humanbench.shards.manifest import sha256_file
-from humanbench.shards.reader import slice_bounds
 
 
 class EvaluationError(HumanbenchError):
@@ -48,6 +47,14 @@ class _People:
     image_size: np.ndarray  # (N,2) width, height
     synthetic: bool
     sample_people: dict[str, int]  # every sample of the slice -> its number of GT people
+    order: list[tuple]  # (N,) the protocol's global ordering key of each person (subsampling)
+
+    def take(self, keep: np.ndarray) -> "_People":
+        """The people where ``keep`` (N,) bool is True."""
+        index = np.flatnonzero(keep)
+        return _People(self.keys[index], self.person[index], [self.genders[i] for i in index],
+                       {n: a[index] for n, a in self.arrays.items()}, self.camera_K[index], self.image_size[index],
+                       self.synthetic, self.sample_people, [self.order[i] for i in index])
 
 
 def _distributed() -> tuple[int, int]:
@@ -67,13 +74,10 @@ def _gather(obj: Any) -> list[Any]:
 
 
 def _selected_people(manifest: Manifest, protocol: MeshProtocol, rank: int, world: int) -> _People:
-    """GT people of this rank's slice that the protocol counts (its person flag, its 1-in-k subsampling)."""
-    keys, person, genders, rows, cameras, sizes, synthetic, sample_people = [], [], [], [], [], [], False, {}
-    first, _ = slice_bounds(manifest.total_count, world, rank)
-    for index, encoded in enumerate(iter_encoded(manifest, rank=rank, world_size=world, num_workers=1, worker=0),
-                                    start=first):
-        if index % protocol.subsample:
-            continue
+    """GT people of this rank's slice that the protocol's person flag selects (before any subsampling)."""
+    keys, person, genders, rows, cameras, sizes, order = [], [], [], [], [], [], []
+    synthetic, sample_people = False, {}
+    for encoded in iter_encoded(manifest, rank=rank, world_size=world, num_workers=1, worker=0):
         sample = decode_sample(encoded)
         synthetic |= sample.synthetic
         sample_people[sample.key] = sample.num_people
@@ -91,10 +95,19 @@ def _selected_people(manifest: Manifest, protocol: MeshProtocol, rank: int, worl
             rows.append({name: arr[p] for name, arr in sample.people.items()})
             cameras.append(sample.people["person_K"][p] if "person_K" in sample.people else sample.camera.K)
             sizes.append((sample.width, sample.height))
+            order.append(protocol.person_order(sample, int(p)) if protocol.person_order else (sample.key, int(p)))
     arrays = {name: np.stack([r[name] for r in rows]) for name in (rows[0] if rows else {})}
     return _People(np.asarray(keys, dtype=str), np.asarray(person, dtype=np.int64), genders, arrays,
                    np.asarray(cameras, dtype=np.float64).reshape(-1, 3, 3), np.asarray(sizes, dtype=np.float64).reshape(-1, 2),
-                   synthetic, sample_people)
+                   synthetic, sample_people, order)
+
+
+def _subsample(people: _People, every: int) -> _People:
+    """Keep every ``every``-th person of the protocol's global person order, counted over all ranks."""
+    everyone = sorted(row for part in _gather(list(zip(people.order, people.keys.tolist(), people.person.tolist())))
+                      for row in part)
+    chosen = {(key, person) for i, (_, key, person) in enumerate(everyone) if i % every == 0}
+    return people.take(np.array([(k, int(p)) in chosen for k, p in zip(people.keys, people.person)], dtype=bool))
 
 
 def _pair_ids(keys: np.ndarray, person: np.ndarray) -> np.ndarray:
@@ -175,6 +188,8 @@ def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, o
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     context = EvalContext(body_models, device=device)
     people = _selected_people(manifest, protocol, rank, world)
+    if protocol.subsample > 1:
+        people = _subsample(people, protocol.subsample)
     expected = {key: count for part in _gather(people.sample_people) for key, count in part.items()}
     validate_predictions(pred, expected, protocol.pred_body_model, detections=True)
     gathered = _gather((_evaluate_people(protocol, people, pred, context, batch_size, progress and rank == 0),

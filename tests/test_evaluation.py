@@ -187,3 +187,17 @@ def test_two_process_torchrun_counts_everyone_once(shards, gt_people, tmp_path) 
     metrics = json.loads((tmp_path / "rows.json.metrics").read_text())
     for name, value in single.metrics.items():
         assert metrics[name] == pytest.approx(value, abs=1e-9)
+
+
+def test_subsampling_keeps_every_kth_person_of_the_global_order() -> None:
+    from humanbench.evaluation import _People, _subsample
+
+    count = 7
+    order = [(f"scene{i % 2}", 100 - i) for i in range(count)]  # not the key order
+    people = _People(np.array([f"k{i}" for i in range(count)]), np.zeros(count, np.int64), ["neutral"] * count,
+                     {"betas": np.arange(count)[:, None] * np.ones((1, 10))}, np.zeros((count, 3, 3)),
+                     np.zeros((count, 2)), False, {}, order)
+    kept = _subsample(people, 3)
+    ranked = sorted(range(count), key=lambda i: order[i])
+    assert sorted(kept.keys.tolist()) == sorted(f"k{i}" for i in ranked[::3])
+    assert kept.arrays["betas"][:, 0].tolist() == [int(k[1:]) for k in kept.keys]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from humanbench.errors import HumanbenchError
 from humanbench.protocols.base import MeshProtocol, MetricSpec, Trap
-from humanbench.protocols.mesh import PW3D_CLIFF, PW3D_SMPLERX, PW3D_SPIN
+from humanbench.protocols.mesh import EHF_EXPOSE, PW3D_CLIFF, PW3D_SMPLERX, PW3D_SPIN, UBODY_OSX
 
-PROTOCOLS: dict[str, MeshProtocol] = {p.id: p for p in (PW3D_CLIFF, PW3D_SMPLERX, PW3D_SPIN)}
+PROTOCOLS: dict[str, MeshProtocol] = {p.id: p for p in (PW3D_CLIFF, PW3D_SMPLERX, PW3D_SPIN, EHF_EXPOSE, UBODY_OSX)}
 
 
 class UnknownProtocolError(HumanbenchError):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from humanbench.metrics.hmr import EvalContext, PersonBatch, PersonErrors
+    from humanbench.schema import Sample
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ class MeshProtocol:
     ``evaluate(batch, context)`` computes per-person errors (metres) for a batch of GT/predicted
     people; the evaluation driver averages them over people (×1000 for mm) exactly as the
     protocol's source does. ``person_flag`` names the sample flag that selects the people who
-    count (``"valid"`` = the schema's ``valid`` array).
+    count (``"valid"`` = the schema's ``valid`` array). ``subsample`` > 1 keeps every k-th selected
+    person in the order given by ``person_order(sample, person)`` (default: sample key, person),
+    counted over the whole split.
     """
 
     id: str
@@ -59,6 +62,7 @@ class MeshProtocol:
     joint_names: tuple[str, ...]
     person_flag: str = "valid"
     subsample: int = 1
+    person_order: Callable[["Sample", int], tuple] | None = None
     traps: tuple[Trap, ...] = ()
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
@@ -68,7 +72,9 @@ class MeshProtocol:
         return {
             "id": self.id, "version": self.version, "title": self.title, "dataset": self.dataset, "split": self.split,
             "gt_body_model": self.gt_body_model, "pred_body_model": self.pred_body_model, "gt_gender": self.gt_gender,
-            "person_flag": self.person_flag, "subsample": self.subsample, "joint_names": list(self.joint_names),
+            "person_flag": self.person_flag, "subsample": self.subsample,
+            "person_order": None if self.person_order is None else self.person_order.__qualname__,
+            "joint_names": list(self.joint_names),
             "metrics": [vars(m) for m in self.metrics],
             "traps": [vars(t) for t in self.traps], "sources": list(self.sources), "notes": list(self.notes),
             "evaluate": f"{self.evaluate.__module__}.{self.evaluate.__qualname__}",
