@@ -22,7 +22,7 @@ def convert(dataset: str, root: str | Path, out: str | Path, *, split: str, work
 
 def evaluate(protocol: str, shards: str | Path, pred: str | Path, *, out: str | Path | None = "results",
              method: str | None = None, body_models: str | Path | None = None, device: str | None = None,
-             batch_size: int = 256, progress: bool = True) -> ResultRecord:
+             batch_size: int = 64, progress: bool = True) -> ResultRecord:
     """Evaluate predictions on GT shards under ``protocol``; writes the record to ``out`` (None: don't write)."""
     from humanbench.evaluation import evaluate as run_evaluate
 

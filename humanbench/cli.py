@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--method", default=None, help="method name in the record (default: the predictions file stem)")
     evaluate.add_argument("--body-models", type=Path, default=None, metavar="DIR", help=BODY_MODELS_HELP)
     evaluate.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    evaluate.add_argument("--batch-size", type=int, default=256, metavar="N", help="people per batch (default 256)")
+    evaluate.add_argument("--batch-size", type=int, default=64, metavar="N", help="people per batch (default 64)")
     evaluate.set_defaults(func=_cmd_eval)
 
     demo = sub.add_parser("demo", help="run the pipeline on the built-in synthetic world and print where outputs are",

@@ -177,7 +177,7 @@ def summarize(protocol: MeshProtocol, frame: pd.DataFrame) -> tuple[dict[str, fl
 
 def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, out: str | Path | None = None,
              method: str | None = None, body_models: str | Path | None = None, device: str | None = None,
-             batch_size: int = 256, progress: bool = True, command: str | None = None) -> ResultRecord:
+             batch_size: int = 64, progress: bool = True, command: str | None = None) -> ResultRecord:
     """Evaluate ``predictions`` on the GT ``shards`` under protocol ``protocol_id``; write the record to ``out``."""
     protocol = get_protocol(protocol_id)
     shards, predictions = Path(shards), Path(predictions)
