@@ -34,6 +34,7 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from humanbench.bodymodels import BodyModel, BodyModelRoot, load_body_model, resolve_root
+from humanbench.bodymodels.rigid import move_root
 from humanbench.loaders.agora_pickles import read_dataframe, read_fit
 from humanbench.loaders.base import ConversionError, Converter, Unit, UnitResult
 from humanbench.schema import BODY_POSE_DIM, KEY_PATTERN, Camera, Sample
@@ -515,9 +516,8 @@ def _camera_params(params: list[dict[str, np.ndarray]], rotation: np.ndarray, sh
     hand poses get the kit model's hand means (P,2,45) added (the schema's hand poses are absolute).
     """
     stacked = {key: np.stack([p[key] for p in params]) for key in params[0] if key != "betas"}
-    orient = Rotation.from_matrix(rotation) * Rotation.from_rotvec(stacked.pop("global_orient"))
-    transl = np.einsum("pij,pj->pi", rotation, pelvis + stacked.pop("transl")) + shift - pelvis
-    arrays = {**stacked, "betas": _pad_betas([p["betas"] for p in params]), "global_orient": orient.as_rotvec(),
+    orient, transl = move_root(stacked.pop("global_orient"), stacked.pop("transl"), rotation, shift, pelvis)
+    arrays = {**stacked, "betas": _pad_betas([p["betas"] for p in params]), "global_orient": orient,
               "transl": transl}
     if kind == "smplx":
         arrays["left_hand_pose"] = arrays["left_hand_pose"] + means[:, 0]

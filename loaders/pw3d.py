@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from scipy.spatial.transform import Rotation
 
 from humanbench.bodymodels import BodyModel, PickleLoadError, load_body_model, load_pickle_restricted
+from humanbench.bodymodels.rigid import move_root
 from humanbench.loaders.base import ConversionError, Converter, Unit, UnitResult
 from humanbench.schema import Camera, Sample
 
@@ -170,13 +170,9 @@ def to_camera_frame(global_orient: np.ndarray, transl: np.ndarray, cam_R: np.nda
                     pelvis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """World-frame SMPL roots (P,N,3) + (P,N,3) -> camera frame with per-frame R (N,3,3), t (N,3), J0 (P,3).
 
-    ``R_g' = R R_g``; ``trans' = R (trans + J0) + t - J0``.
+    ``R_g' = R R_g``; ``trans' = R (trans + J0) + t - J0`` (:func:`~humanbench.bodymodels.rigid.move_root`).
     """
-    people, frames = global_orient.shape[:2]
-    rotations = Rotation.from_matrix(np.broadcast_to(cam_R, (people, frames, 3, 3)).reshape(-1, 3, 3))
-    orient = (rotations * Rotation.from_rotvec(global_orient.reshape(-1, 3))).as_rotvec().reshape(people, frames, 3)
-    centred = transl + pelvis[:, None]
-    return orient, np.einsum("nij,pnj->pni", cam_R, centred) + cam_t - pelvis[:, None]
+    return move_root(global_orient, transl, cam_R[None], cam_t[None], pelvis[:, None])
 
 
 def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:

@@ -67,3 +67,23 @@ def test_resume_start_skips_exactly(world_samples) -> None:
     tail = list(SyntheticWorld(config).samples(start=4))
     assert [s.key for s in tail] == [s.key for s in world_samples[4:]]
     assert [s.image for s in tail] == [s.image for s in world_samples[4:]]
+
+
+def test_move_root_keeps_the_mesh_where_the_rigid_motion_puts_it() -> None:
+    """Posing with moved root parameters equals moving the posed mesh (the pelvis-offset rule)."""
+    from scipy.spatial.transform import Rotation
+
+    from humanbench.bodymodels.rigid import move_root
+
+    model = load_body_model("smpl", "male", dtype=torch.float64)
+    rng = np.random.default_rng(4)
+    betas, orient, pose, transl = rng.normal(size=(1, 10)), rng.normal(size=(1, 3)), 0.3 * rng.normal(size=(1, 69)), rng.normal(size=(1, 3))
+    R, t = Rotation.random(random_state=1).as_matrix(), rng.normal(size=3)
+    with torch.no_grad():
+        rest = model(betas=torch.tensor(betas)).joints[0, 0].numpy()
+        before = model(betas=torch.tensor(betas), global_orient=torch.tensor(orient), body_pose=torch.tensor(pose),
+                       transl=torch.tensor(transl)).vertices[0].numpy()
+        orient2, transl2 = move_root(orient, transl, R, t, rest)
+        after = model(betas=torch.tensor(betas), global_orient=torch.tensor(orient2), body_pose=torch.tensor(pose),
+                      transl=torch.tensor(transl2)).vertices[0].numpy()
+    np.testing.assert_allclose(after, before @ R.T + t, atol=1e-9)
