@@ -86,4 +86,5 @@ def test_move_root_keeps_the_mesh_where_the_rigid_motion_puts_it() -> None:
         orient2, transl2 = move_root(orient, transl, R, t, rest)
         after = model(betas=torch.tensor(betas), global_orient=torch.tensor(orient2), body_pose=torch.tensor(pose),
                       transl=torch.tensor(transl2)).vertices[0].numpy()
-    np.testing.assert_allclose(after, before @ R.T + t, atol=1e-9)
+    # smplx's batch_rodrigues adds 1e-8 to rotation vectors, so orientations agree to ~1e-8 rad only.
+    np.testing.assert_allclose(after, before @ R.T + t, rtol=0, atol=1e-7)
