@@ -13,6 +13,7 @@ from humanbench.loaders.agora import AgoraConverter
 from humanbench.loaders.ehf import EHFConverter
 from humanbench.loaders.pw3d import PW3DConverter
 from humanbench.loaders.ubody import UBodyConverter
+from humanbench.loaders.wild import WildConverter
 
 CONVERTERS: dict[str, type[Converter]] = {
     # "name": ConverterClass, sorted by name.
@@ -20,4 +21,5 @@ CONVERTERS: dict[str, type[Converter]] = {
     "agora": AgoraConverter,
     "ehf": EHFConverter,
     "ubody": UBodyConverter,
+    "wild": WildConverter,
 }
