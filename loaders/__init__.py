@@ -14,6 +14,7 @@ from humanbench.loaders.ehf import EHFConverter
 from humanbench.loaders.pw3d import PW3DConverter
 from humanbench.loaders.ubody import UBodyConverter
 from humanbench.loaders.wild import WildConverter
+from humanbench.loaders.zju_mocap import ZJUMocapConverter
 
 CONVERTERS: dict[str, type[Converter]] = {
     # "name": ConverterClass, sorted by name.
@@ -22,4 +23,5 @@ CONVERTERS: dict[str, type[Converter]] = {
     "ehf": EHFConverter,
     "ubody": UBodyConverter,
     "wild": WildConverter,
+    "zju-mocap": ZJUMocapConverter,
 }
