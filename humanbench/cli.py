@@ -58,8 +58,23 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from humanbench import api
 
+    if (args.pred is None) == (args.renders is None):
+        raise HumanbenchError("give exactly one of --pred FILE (mesh protocols: predictions) or --renders DIR "
+                              "(avatar protocols: rendered images named <sample key>.png/.jpg)")
+    if args.renders is not None:
+        from humanbench.render_evaluation import DEFAULT_BATCH_SIZE, evaluate_renders, format_render_record
+
+        record = evaluate_renders(args.protocol, args.shards, args.renders, out=args.out, method=args.method,
+                                  body_models=args.body_models, device=args.device,
+                                  batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
+        print(format_render_record(record))
+        return 0
+    from humanbench.protocols import AvatarProtocol, get_protocol
+
+    if isinstance(get_protocol(args.protocol), AvatarProtocol):
+        raise HumanbenchError(f"protocol {args.protocol} scores rendered images: give --renders DIR, not --pred")
     record = api.evaluate(args.protocol, args.shards, args.pred, out=args.out, method=args.method,
-                          body_models=args.body_models, device=args.device, batch_size=args.batch_size)
+                          body_models=args.body_models, device=args.device, batch_size=args.batch_size or 64)
     print(api.format_record(record))
     return 0
 
@@ -126,14 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--protocol", required=True, metavar="ID",
                           help="protocol id, e.g. 3dpw/spin (see docs/protocols.md for the list)")
     evaluate.add_argument("--shards", type=Path, required=True, metavar="DIR", help="GT shard folder (with manifest.json)")
-    evaluate.add_argument("--pred", type=Path, required=True, metavar="FILE",
-                          help="predictions file, .npz or .parquet (see docs/predictions.md)")
+    evaluate.add_argument("--pred", type=Path, default=None, metavar="FILE",
+                          help="predictions file, .npz or .parquet (see docs/predictions.md); mesh protocols")
+    evaluate.add_argument("--renders", type=Path, default=None, metavar="DIR",
+                          help="folder of rendered images named <sample key>.png/.jpg; avatar protocols "
+                               "(zju-mocap/*, neuman/hugs)")
     evaluate.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                           help="folder for the result record (default ./results)")
     evaluate.add_argument("--method", default=None, help="method name in the record (default: the predictions file stem)")
     evaluate.add_argument("--body-models", type=Path, default=None, metavar="DIR", help=BODY_MODELS_HELP)
     evaluate.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    evaluate.add_argument("--batch-size", type=int, default=64, metavar="N", help="people per batch (default 64)")
+    evaluate.add_argument("--batch-size", type=int, default=None, metavar="N",
+                          help="people per batch (default 64), or images per batch with --renders (default 8)")
     evaluate.set_defaults(func=_cmd_eval)
 
     demo = sub.add_parser("demo", help="run the pipeline on the built-in synthetic world and print where outputs are",

@@ -6,21 +6,24 @@
 from __future__ import annotations
 
 from humanbench.errors import HumanbenchError
+from humanbench.protocols.avatar import AVATAR_PROTOCOLS, AvatarProtocol, BoxMask, ImageMetric
 from humanbench.protocols.base import MeshProtocol, MetricSpec, Trap
 from humanbench.protocols.mesh import EHF_EXPOSE, PW3D_CLIFF, PW3D_SMPLERX, PW3D_SPIN, UBODY_OSX
 
-PROTOCOLS: dict[str, MeshProtocol] = {p.id: p for p in (PW3D_CLIFF, PW3D_SMPLERX, PW3D_SPIN, EHF_EXPOSE, UBODY_OSX)}
+PROTOCOLS: dict[str, MeshProtocol | AvatarProtocol] = {
+    p.id: p for p in (PW3D_CLIFF, PW3D_SMPLERX, PW3D_SPIN, EHF_EXPOSE, UBODY_OSX, *AVATAR_PROTOCOLS)}
 
 
 class UnknownProtocolError(HumanbenchError):
     """A protocol id humanbench does not define."""
 
 
-def get_protocol(protocol_id: str) -> MeshProtocol:
+def get_protocol(protocol_id: str) -> MeshProtocol | AvatarProtocol:
     """The protocol registered as ``protocol_id``."""
     if protocol_id not in PROTOCOLS:
         raise UnknownProtocolError(f"unknown protocol {protocol_id!r}; humanbench defines {sorted(PROTOCOLS)}")
     return PROTOCOLS[protocol_id]
 
 
-__all__ = ["PROTOCOLS", "MeshProtocol", "MetricSpec", "Trap", "UnknownProtocolError", "get_protocol"]
+__all__ = ["PROTOCOLS", "AvatarProtocol", "BoxMask", "ImageMetric", "MeshProtocol", "MetricSpec", "Trap",
+           "UnknownProtocolError", "get_protocol"]
