@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("convert", "evaluate", "format_record", "info", "format_info", "inspect", "verify", "demo")
+_API = ("convert", "evaluate", "format_record", "info", "format_info", "inspect", "verify", "demo", "leaderboard", "plot")
 
 
 def __getattr__(name: str) -> Any:

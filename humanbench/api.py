@@ -68,3 +68,19 @@ def demo(out: str | Path = "humanbench-demo", *, body_models: str | Path | None 
          seed: int = 0, progress: bool = True) -> DemoResult:
     """Synthesize, write, verify and inspect a small dataset; see :func:`humanbench.demo.run_demo`."""
     return run_demo(out, body_models=body_models, frames=frames, seed=seed, progress=progress)
+
+
+def leaderboard(results: list[str | Path], *, protocol: str | None = None, published: bool = False,
+                fmt: str = "md", template: str | None = None) -> str:
+    """One table per protocol from the records under ``results``; see :func:`humanbench.leaderboards.leaderboard`."""
+    from humanbench.leaderboards import leaderboard as render
+
+    return render(results, protocol=protocol, published=published, fmt=fmt, template=template)
+
+
+def plot(kind: str, records: list[str | Path], *, out: str | Path = ".", metric: str | None = None,
+         steps: list[int] | None = None) -> list[Path]:
+    """Draw ``kind`` from result records as PNG and PDF into ``out``; see :func:`humanbench.leaderboards.plots.plot`."""
+    from humanbench.leaderboards.plots import plot as draw
+
+    return draw(kind, records, out=out, metric=metric, steps=steps)

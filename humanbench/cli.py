@@ -87,6 +87,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from humanbench import api
+
+    text = api.leaderboard(args.results, protocol=args.protocol, published=args.published, fmt=args.format,
+                           template=args.template)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        print(args.out)
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from humanbench import api
+
+    steps = None if args.steps is None else [int(s) for s in args.steps.split(",")]
+    for path in api.plot(args.kind, args.records, out=args.out, metric=args.metric, steps=steps):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``humanbench`` parser with one sub-command per API function."""
     parser = argparse.ArgumentParser(
@@ -164,6 +187,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=int, default=48, metavar="N", help="frames to synthesize (default 48)")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the synthetic world (default 0)")
     demo.set_defaults(func=_cmd_demo)
+
+    board = sub.add_parser("leaderboard", help="tables from result records, one per protocol (md, tex, csv, html)",
+                           description="Tabulate result records, one table per protocol id, version and data split "
+                                       "(never mixed), best value per column marked, reported and reproduced rows "
+                                       "told apart, synthetic results marked. See docs/leaderboards.md.")
+    board.add_argument("results", nargs="*", type=Path, metavar="RESULTS",
+                       help="folders of result records (searched recursively) or record .json files")
+    board.add_argument("--protocol", default=None, metavar="ID", help="only this protocol id (e.g. 3dpw/cliff)")
+    board.add_argument("--published", action="store_true",
+                       help="add the published numbers shipped with humanbench (each with its citation)")
+    board.add_argument("--format", choices=("md", "tex", "csv", "html"), default="md",
+                       help="md (default), tex (booktabs), csv or html (one self-contained, sortable page)")
+    board.add_argument("--template", default=None, metavar="NAME",
+                       help="lay the tables out as a paper table (md or tex): agora (AiOS Table 1 columns), ubody and "
+                            "ehf (PA-PVE | PVE, each All/Hands/Face), 3dpw (MPJPE, PA-MPJPE, PVE), zju-mocap "
+                            "(PSNR, SSIM, LPIPS*)")
+    board.add_argument("--out", type=Path, default=None, metavar="FILE", help="write to FILE (default: stdout)")
+    board.set_defaults(func=_cmd_leaderboard)
+
+    plot = sub.add_parser("plot", help="plots from result records (PNG and PDF)",
+                          description="Draw a plot from result records alone; all records must share protocol, "
+                                      "version and data. See docs/leaderboards.md.")
+    plot.add_argument("kind", metavar="KIND", help="per-joint, skeleton, cdf, tto (error against optimisation step) "
+                                                   "or agora-bins")
+    plot.add_argument("records", nargs="+", type=Path, metavar="RECORDS",
+                      help="record .json files or folders of records, in the order to draw them")
+    plot.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="output folder (default .)")
+    plot.add_argument("--metric", default=None, help="metric to draw (default: the protocol's first; tto: all)")
+    plot.add_argument("--steps", default=None, metavar="N,N,...",
+                      help="tto: optimisation step of each record, in order (default: from methods named X@step=N)")
+    plot.set_defaults(func=_cmd_plot)
     return parser
 
 

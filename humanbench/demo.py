@@ -5,6 +5,7 @@
    convert each with ``humanbench convert``.
 3. Evaluate reference predictors (mean pose; GT plus noise) on the converted 3DPW under
    ``3dpw/spin`` and ``3dpw/cliff`` and write result records.
+4. From the records alone, write the leaderboard (Markdown and HTML) and a per-joint plot.
 
 Everything is made with the embedded synthetic body models unless ``body_models`` names a real
 folder; every number is then marked synthetic.
@@ -26,6 +27,8 @@ from humanbench.conversion import write_shards
 from humanbench.convert import convert
 from humanbench.evaluation import evaluate
 from humanbench.inspection import InspectReport, inspect_shards
+from humanbench.leaderboards import leaderboard
+from humanbench.leaderboards.plots import plot
 from humanbench.predictions import save_predictions
 from humanbench.records import ResultRecord
 from humanbench.shards import Manifest, VerifyReport, verify_shards
@@ -47,7 +50,7 @@ MINIATURES: dict[str, tuple[str, Callable[..., object]]] = {
 """Dataset -> (split the demo converts, writer of its miniature raw copy)."""
 
 PROTOCOLS = ("3dpw/spin", "3dpw/cliff")
-OUTPUT_FOLDERS = ("body_models", "shards", "raw", "predictions", "results")
+OUTPUT_FOLDERS = ("body_models", "shards", "raw", "predictions", "results", "leaderboard")
 """What the demo writes under ``out``; a re-run replaces them."""
 
 
@@ -62,6 +65,7 @@ class DemoResult:
     inspect: InspectReport
     records: list[ResultRecord]
     timings: dict[str, float] = field(default_factory=dict)
+    leaderboard: list[Path] = field(default_factory=list)
 
     def to_text(self) -> str:
         """Summary with every output path."""
@@ -75,6 +79,7 @@ class DemoResult:
         for record in self.records:
             metrics = ", ".join(f"{k} {v:.1f}" for k, v in record.metrics.items())
             lines.append(f"  {record.method:<10} {record.protocol_id:<11} {metrics}  {record.path}")
+        lines += ["", "leaderboard and plot:", *(f"  {path}" for path in self.leaderboard)]
         lines += ["", "stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())]
         return "\n".join(lines)
 
@@ -130,6 +135,19 @@ def _evaluate_references(out: Path, train: Path, shards: Path, body_models: Path
     return records
 
 
+def _write_leaderboard(out: Path, records: list[ResultRecord]) -> list[Path]:
+    """The leaderboard of ``out/results`` as Markdown and HTML, and the per-joint plot of the 3dpw/cliff records."""
+    folder = out / "leaderboard"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in ("md", "html"):
+        path = folder / f"leaderboard.{fmt}"
+        path.write_text(leaderboard([out / "results"], fmt=fmt), encoding="utf-8")
+        written.append(path)
+    cliff = [r.path for r in records if r.protocol_id == "3dpw/cliff"]
+    return written + plot("per-joint", cliff, out=folder)
+
+
 def run_demo(out: str | Path = "humanbench-demo", *, body_models: str | Path | None = None, frames: int = 48,
              seed: int = 0, progress: bool = True) -> DemoResult:
     """Run the demo pipeline into ``out`` (see the module docstring); returns what it wrote."""
@@ -146,5 +164,6 @@ def run_demo(out: str | Path = "humanbench-demo", *, body_models: str | Path | N
                                                         contact_sheet=out / "contact_sheet.png"))
     records = watch("evaluate", lambda: _evaluate_references(out, manifests["synthetic-train"].root,
                                                              manifests["3dpw-test"].root, models, progress))
+    boards = watch("leaderboard", lambda: _write_leaderboard(out, records))
     source = "synthetic" if root is None or root.synthetic else str(root.path)
-    return DemoResult(out, source, manifests, reports, inspected, records, watch.timings)
+    return DemoResult(out, source, manifests, reports, inspected, records, watch.timings, boards)
