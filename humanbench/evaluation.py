@@ -4,7 +4,8 @@ Each process reads its exact-once slice of the shards (:func:`humanbench.shards.
 keeps the people the protocol counts, pairs them with their predictions and evaluates them in
 batches. Under ``torchrun`` the per-person rows are gathered so that every rank sees all of them;
 the record is written by rank 0 and is identical to a single-process run (rows are sorted by
-sample key and person before averaging).
+sample key and person before averaging). Matching protocols (AGORA official: detections matched to GT
+people per image) run their own image-level driver (``protocol.evaluate``) and give the same record.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ import torch
 from tqdm import tqdm
 
 from humanbench import __version__
+from humanbench.agora_predictions import import_agora_predictions
 from humanbench.conversion import current_command
 from humanbench.errors import HumanbenchError
 from humanbench.metrics.hmr import EvalContext, PersonBatch
 from humanbench.predictions import Predictions, PredictionError, load_predictions, validate_predictions
-from humanbench.protocols import MeshProtocol, get_protocol
+from humanbench.protocols import MatchingProtocol, MeshProtocol, get_protocol
 from humanbench.records import ResultRecord, write_record
 from humanbench.schema import decode_sample
 from humanbench.shards import Manifest, iter_encoded
-from humanbench.shards.manifest import sha256_file
+from humanbench.shards.manifest import fingerprint_files, sha256_file
 
 
 class EvaluationError(HumanbenchError):
@@ -129,10 +131,17 @@ def _prediction_rows(pred: Predictions, people: _People) -> np.ndarray:
     return order[slot]
 
 
-def _check_shards(protocol: MeshProtocol, manifest: Manifest) -> None:
-    if manifest.dataset != protocol.dataset or manifest.split != protocol.split:
-        raise EvaluationError(f"protocol {protocol.id} is defined on {protocol.dataset}/{protocol.split}; these shards "
-                              f"hold {manifest.dataset}/{manifest.split}")
+def _check_shards(protocol: MeshProtocol | MatchingProtocol, manifest: Manifest) -> None:
+    """The shards must hold the protocol's dataset and its split (or one of its ``accepted_splits``)."""
+    splits = getattr(protocol, "accepted_splits", None) or (protocol.split,)
+    if manifest.dataset != protocol.dataset or manifest.split not in splits:
+        raise EvaluationError(f"protocol {protocol.id} is defined on {protocol.dataset}/{' or '.join(splits)}; these "
+                              f"shards hold {manifest.dataset}/{manifest.split}")
+
+
+def _load_predictions(path: Path) -> Predictions:
+    """A predictions file (.npz / .parquet), or an AGORA-kit folder or .zip of per-person pickles."""
+    return import_agora_predictions(path) if path.is_dir() or path.suffix == ".zip" else load_predictions(path)
 
 
 def _evaluate_people(protocol: MeshProtocol, people: _People, pred: Predictions, context: EvalContext,
@@ -175,18 +184,13 @@ def summarize(protocol: MeshProtocol, frame: pd.DataFrame) -> tuple[dict[str, fl
     return metrics, counts, per_joint
 
 
-def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, out: str | Path | None = None,
-             method: str | None = None, body_models: str | Path | None = None, device: str | None = None,
-             batch_size: int = 64, progress: bool = True, command: str | None = None) -> ResultRecord:
-    """Evaluate ``predictions`` on the GT ``shards`` under protocol ``protocol_id``; write the record to ``out``."""
-    protocol = get_protocol(protocol_id)
-    shards, predictions = Path(shards), Path(predictions)
-    manifest = Manifest.load(shards)
-    _check_shards(protocol, manifest)
-    pred = load_predictions(predictions)
-    rank, world = _distributed()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    context = EvalContext(body_models, device=device)
+def _evaluate_mesh(protocol: MeshProtocol, manifest: Manifest, pred: Predictions, context: EvalContext, rank: int,
+                   world: int, batch_size: int, progress: bool
+                   ) -> tuple[pd.DataFrame, dict[str, float], dict[str, int], dict[str, list[float]], bool]:
+    """Per-person protocols: this rank's people evaluated in batches, rows gathered from all ranks and averaged.
+
+    Returns per-person rows, metrics, counts, per-joint means and whether anything synthetic was used.
+    """
     people = _selected_people(manifest, protocol, rank, world)
     if protocol.subsample > 1:
         people = _subsample(people, protocol.subsample)
@@ -197,7 +201,29 @@ def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, o
     frame = pd.concat([f for f, _ in gathered], ignore_index=True).sort_values(["key", "person"], kind="stable",
                                                                              ignore_index=True)
     metrics, counts, per_joint = summarize(protocol, frame)
-    synthetic = any(s for _, s in gathered)
+    return frame, metrics, counts, per_joint, any(s for _, s in gathered)
+
+
+def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, out: str | Path | None = None,
+             method: str | None = None, body_models: str | Path | None = None, device: str | None = None,
+             batch_size: int = 64, progress: bool = True, command: str | None = None) -> ResultRecord:
+    """Evaluate ``predictions`` on the GT ``shards`` under protocol ``protocol_id``; write the record to ``out``."""
+    protocol = get_protocol(protocol_id)
+    shards, predictions = Path(shards), Path(predictions)
+    manifest = Manifest.load(shards)
+    _check_shards(protocol, manifest)
+    pred = _load_predictions(predictions)
+    rank, world = _distributed()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    context = EvalContext(body_models, device=device)
+    if isinstance(protocol, MatchingProtocol):
+        frame, metrics, counts, synthetic = protocol.evaluate(protocol, manifest, pred, context, rank=rank, world=world,
+                                                              gather=_gather, batch_size=batch_size,
+                                                              progress=progress and rank == 0)
+        per_joint: dict[str, list[float]] = {}
+    else:
+        frame, metrics, counts, per_joint, synthetic = _evaluate_mesh(protocol, manifest, pred, context, rank, world,
+                                                                      batch_size, progress)
     record = ResultRecord(
         method=method or predictions.stem, protocol=protocol.describe(), metrics=metrics, counts=counts,
         per_joint=per_joint, synthetic=synthetic, per_person=frame,
@@ -207,7 +233,8 @@ def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, o
             "shards": {"path": str(shards), "dataset": manifest.dataset, "split": manifest.split,
                        "manifest_sha256": sha256_file(shards / "manifest.json"),
                        "source_fingerprint": manifest.source_fingerprint},
-            "predictions": {"path": str(predictions), "sha256": sha256_file(predictions)},
+            "predictions": {"path": str(predictions), "sha256": sha256_file(predictions) if predictions.is_file()
+                            else fingerprint_files([predictions], root=predictions)},
             "body_models": "synthetic" if context.synthetic else str(context.root or "HUMANBENCH_BODY_MODELS"),
             "index_sets": dict(context.index_sets.sources) if "index_sets" in context.__dict__ else {},
             "device": str(context.device), "world_size": world,
