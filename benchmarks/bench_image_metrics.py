@@ -65,7 +65,7 @@ def main() -> None:
     metrics = {
         "PSNR pooled (float64)": lambda x, y: psnr(x, y, reduction="pooled"),
         "SSIM scikit-image 7x7, R=2 (float64)": lambda x, y: ssim_skimage(x, y, data_range=LEGACY_FLOAT_DATA_RANGE),
-        "SSIM 3DGS gaussian (float64)": ssim_gaussian,
+        "SSIM 3DGS gaussian (float32)": lambda x, y: ssim_gaussian(x.float(), y.float()),
         "LPIPS-alex (float32)": lambda x, y: lpips_distance(nets["alex"], x, y, feed="rescale"),
         "LPIPS-vgg (float32)": lambda x, y: lpips_distance(nets["vgg"], x, y, feed="rescale"),
     }

@@ -214,8 +214,8 @@ def _metric(metric: ImageMetric, render: Tensor, gt: Tensor, box_mask: Tensor | 
         raise ValueError(f"metric {metric.name}: region 'box_pixels' is defined for PSNR only")
     if metric.kind == "ssim" and metric.variant == "skimage":
         return ssim_skimage(render, gt, data_range=metric.data_range, box=box)
-    if metric.kind == "ssim" and metric.variant == "gaussian":
-        return ssim_gaussian(render, gt, box=box)
+    if metric.kind == "ssim" and metric.variant == "gaussian":  # float32, as the 3DGS code runs it
+        return ssim_gaussian(render.float(), gt.float(), box=box).double()
     if metric.kind == "lpips":
         if box is None:
             return lpips_distance(nets[metric.variant], render, gt, feed=metric.lpips_feed)
