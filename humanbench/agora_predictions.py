@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from humanbench.bodymodels.models import smplx_hand_means
 from humanbench.bodymodels.safe_pickle import load_pickle_restricted, loads_pickle_restricted
 from humanbench.predictions import MAX_OFFENDERS, VERTEX_COUNT, PredictionError, Predictions
 from humanbench.schema import BODY_POSE_DIM, GENDERS, KEY_PATTERN
@@ -364,7 +365,22 @@ def _check_uniform(people: list[_Person]) -> None:
             raise PredictionError([f"mixed {what}: " + "; ".join(parts)])
 
 
-def _to_predictions(people: list[_Person], tol: float) -> Predictions:
+def _add_hand_means(arrays: dict[str, np.ndarray], people: list[_Person], body_models: str | Path | None) -> None:
+    """Make the kit's mean-relative SMPL-X hand poses absolute (the schema's convention), in place.
+
+    The kit poses axis-angle ``params`` with ``smplx.create`` (``flat_hand_mean=False``: the model's
+    mean hand is added) but rotation-matrix ones with a layer that adds nothing; so only files
+    with axis-angle hands get the mean of the model the kit uses (female kids: neutral).
+    """
+    for row, person in enumerate(people):
+        if person.body_model == "smplx" and person.arrays["left_hand_pose"].ndim == 2:
+            gender = "neutral" if person.kid and person.gender == "female" else person.gender
+            means = smplx_hand_means(gender, root=body_models)
+            arrays["left_hand_pose"][row] += means[0]
+            arrays["right_hand_pose"][row] += means[1]
+
+
+def _to_predictions(people: list[_Person], tol: float, body_models: str | Path | None) -> Predictions:
     """Stack per-file records, sorted by (key, person), into one :class:`Predictions`."""
     _check_uniform(people)
     keys = np.array([p.key for p in people], dtype=str)
@@ -377,6 +393,10 @@ def _to_predictions(people: list[_Person], tol: float) -> Predictions:
         values = [p.arrays[name] for p in people]
         arrays[name] = (_stack_pose(name, values, sources, tol) if name in POSE_JOINTS or name == "body_pose"
                         else _stack(name, values, sources))
+    if "left_hand_pose" in arrays:
+        arrays["left_hand_pose"] = arrays["left_hand_pose"].astype(np.float64)
+        arrays["right_hand_pose"] = arrays["right_hand_pose"].astype(np.float64)
+        _add_hand_means(arrays, people, body_models)
     return Predictions(
         keys=keys[order], person=person[order], body_model=people[0].body_model,
         gender=np.array([p.gender for p in people], dtype=str), kid=np.array([p.kid for p in people], dtype=bool),
@@ -390,6 +410,7 @@ def import_agora_predictions(
     body_model: str | None = None,
     resolution_suffix: ResolutionSuffix = "strip",
     rotation_tol: float = ROTATION_TOL,
+    body_models: str | Path | None = None,
 ) -> Predictions:
     """Read an AGORA-kit prediction folder (searched recursively) or zip into :class:`Predictions`.
 
@@ -398,6 +419,8 @@ def import_agora_predictions(
         body_model: "smpl" or "smplx" to insist on one; None accepts whichever all files use.
         resolution_suffix: what a ``_1280x720`` in the image name does to the key (:func:`agora_sample_key`).
         rotation_tol: largest accepted ``|R R^T - I|`` entry of rotation-matrix parameters.
+        body_models: body-model folder whose SMPL-X hand means make axis-angle hand poses absolute
+            (None: ``$HUMANBENCH_BODY_MODELS`` or the synthetic models).
 
     Returns:
         N = number of files, sorted by (key, person); ``person`` is the detection index ``k``;
@@ -423,7 +446,7 @@ def import_agora_predictions(
         raise PredictionError(problems[:MAX_OFFENDERS] + more, f"AGORA predictions {path}: {len(problems)} bad file(s)")
     if not people:
         raise PredictionError([f"no <imgname>_personId_<k>.pkl files in {path}"])
-    pred = _to_predictions(people, rotation_tol)
+    pred = _to_predictions(people, rotation_tol, body_models)
     if body_model is not None and pred.body_model != body_model:
         raise PredictionError([f"wrong body model: the files hold {pred.body_model} predictions, expected {body_model}"])
     return pred

@@ -139,9 +139,11 @@ def _check_shards(protocol: MeshProtocol | MatchingProtocol, manifest: Manifest)
                               f"shards hold {manifest.dataset}/{manifest.split}")
 
 
-def _load_predictions(path: Path) -> Predictions:
+def _load_predictions(path: Path, body_models: str | Path | None) -> Predictions:
     """A predictions file (.npz / .parquet), or an AGORA-kit folder or .zip of per-person pickles."""
-    return import_agora_predictions(path) if path.is_dir() or path.suffix == ".zip" else load_predictions(path)
+    if path.is_dir() or path.suffix == ".zip":
+        return import_agora_predictions(path, body_models=body_models)
+    return load_predictions(path)
 
 
 def _evaluate_people(protocol: MeshProtocol, people: _People, pred: Predictions, context: EvalContext,
@@ -212,7 +214,7 @@ def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, o
     shards, predictions = Path(shards), Path(predictions)
     manifest = Manifest.load(shards)
     _check_shards(protocol, manifest)
-    pred = _load_predictions(predictions)
+    pred = _load_predictions(predictions, body_models)
     rank, world = _distributed()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     context = EvalContext(body_models, device=device)

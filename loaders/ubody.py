@@ -34,7 +34,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from humanbench.bodymodels.files import locate_model, read_model_arrays, resolve_root
+from humanbench.bodymodels import resolve_root, smplx_hand_means
 from humanbench.loaders.base import ConversionError, Converter, Unit, UnitResult
 from humanbench.schema import GENDERS, Camera, Sample
 
@@ -239,16 +239,11 @@ def _stamp(path: Path) -> tuple[int, int]:
     return (stat.st_mtime_ns, stat.st_size) if stat else (0, 0)
 
 
-@functools.lru_cache(maxsize=6)
-def smplx_hand_means(body_models: str | None, gender: str) -> np.ndarray:
-    """(2,45) left and right mean hand poses (``hands_meanl``/``hands_meanr``) of the user's SMPL-X model."""
-    root = resolve_root(body_models)
-    if root is None:
+def hand_means(body_models: str | None, gender: str) -> np.ndarray:
+    """(2,45) mean hand poses of the user's SMPL-X model; the synthetic one is never used silently here."""
+    if resolve_root(body_models) is None:
         raise ConversionError(NEEDS_BODY_MODELS)
-    located = locate_model(root, "smplx", gender)
-    arrays, _ = read_model_arrays(located.path)
-    return np.stack([np.asarray(arrays["hands_meanl"], np.float64).reshape(45),
-                     np.asarray(arrays["hands_meanr"], np.float64).reshape(45)])
+    return smplx_hand_means(gender, root=body_models)
 
 
 # ----------------------------------------------------------------------------- video frames
@@ -454,7 +449,7 @@ class UBodyConverter(Converter):
         """Stacked per-person arrays and validity flags of one image."""
         params = {name: np.stack([e.params[name] if e else np.zeros(size) for e in entries])
                   for name, (_, size) in SMPLX_FIELDS.items()}
-        means = np.stack([smplx_hand_means(_optional_str(self.body_models), e.gender if e else "neutral")
+        means = np.stack([hand_means(_optional_str(self.body_models), e.gender if e else "neutral")
                           for e in entries])  # (P,2,45)
         params["left_hand_pose"] = params["left_hand_pose"] + means[:, 0]
         params["right_hand_pose"] = params["right_hand_pose"] + means[:, 1]

@@ -461,3 +461,29 @@ def test_rotmat_to_axis_angle_float32_and_shapes():
     ours = rotmat_to_axis_angle(rot.astype(np.float32))
     assert ours.shape == (5, 6, 3) and ours.dtype == np.float64
     np.testing.assert_allclose(ours.reshape(-1, 3), Rotation.from_matrix(rot.reshape(-1, 3, 3)).as_rotvec(), atol=2e-6)
+
+
+def test_agora_axis_angle_hands_get_the_kit_models_hand_mean(tmp_path) -> None:
+    """The kit adds the SMPL-X mean hand to axis-angle hand poses only; the import reproduces that."""
+    import pickle
+
+    from humanbench.agora_predictions import import_agora_predictions
+    from humanbench.bodymodels import smplx_hand_means
+
+    def params(rotmat: bool) -> dict:
+        eye = np.broadcast_to(np.eye(3), (1, 15, 3, 3)).copy()
+        hand = eye if rotmat else np.zeros((1, 15, 3))
+        one = np.eye(3)[None, None] if rotmat else np.zeros((1, 3))
+        return {"params": {"global_orient": one, "body_pose": np.broadcast_to(np.eye(3), (1, 21, 3, 3)).copy() if rotmat else np.zeros((1, 63)),
+                           "betas": np.zeros((1, 10)), "transl": np.zeros((1, 3)), "left_hand_pose": hand,
+                           "right_hand_pose": hand, "jaw_pose": one, "leye_pose": one, "reye_pose": one,
+                           "expression": np.zeros((1, 10))},
+                "joints": np.zeros((1, 144, 2)), "gender": "male"}
+
+    for variant, rotmat in (("aa", False), ("rm", True)):
+        folder = tmp_path / variant
+        folder.mkdir()
+        (folder / "ag_validationset_x_bfh_y_00001_personId_0.pkl").write_bytes(pickle.dumps(params(rotmat), protocol=2))
+        pred = import_agora_predictions(folder)
+        expected = smplx_hand_means("male")[0] if not rotmat else np.zeros(45)
+        np.testing.assert_allclose(pred.left_hand_pose[0], expected, atol=1e-12)

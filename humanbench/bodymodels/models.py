@@ -13,6 +13,7 @@ topology sizes, random content; ``BodyModel.synthetic`` is True).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import tempfile
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
     "validate_model_arrays",
     "model_from_arrays",
     "read_kid_template",
+    "smplx_hand_means",
 ]
 
 NUM_VERTICES = {"smpl": 6890, "smplh": 6890, "smplx": 10475, "mano": 778}
@@ -322,6 +324,24 @@ def _user_arrays(
         notes.append(f"skipped non-numeric entries {skipped} (not unpickled)")
     kid = read_kid_template(locate_kid_template(root, kind).path, kind) if age == "kid" else None
     return arrays, kid, str(located.path), notes
+
+
+@functools.lru_cache(maxsize=8)
+def _hand_means(root: BodyModelRoot | None, gender: str) -> np.ndarray:
+    arrays = _synthetic_arrays("smplx", gender, "adult")[0] if root is None else _user_arrays(
+        root, "smplx", gender, "adult", "right")[0]
+    return np.stack([np.asarray(arrays["hands_meanl"], np.float64).reshape(45),
+                     np.asarray(arrays["hands_meanr"], np.float64).reshape(45)])
+
+
+def smplx_hand_means(gender: str = "neutral", *, root: str | Path | BodyModelRoot | None = None) -> np.ndarray:
+    """(2,45) left and right mean hand poses (``hands_meanl``/``hands_meanr``) of the SMPL-X model.
+
+    This is what smplx adds to hand poses when ``flat_hand_mean=False``; converters from
+    mean-relative data add it to reach the schema's absolute hand poses. Read from the file's
+    arrays (no model is built); cached per folder and gender.
+    """
+    return _hand_means(resolve_root(root), gender).copy()
 
 
 def _validated_kid(kid: np.ndarray, kind: str, source: str) -> np.ndarray:

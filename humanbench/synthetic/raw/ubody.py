@@ -33,8 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from humanbench.bodymodels import BodyModel, resolve_root
-from humanbench.bodymodels.files import locate_model, read_model_arrays
+from humanbench.bodymodels import BodyModel, smplx_hand_means
 from humanbench.schema import Sample, decode_image
 from humanbench.synthetic.world import SyntheticWorld, WorldConfig
 
@@ -68,18 +67,6 @@ class NeutralWorld(SyntheticWorld):
     def model(self, gender: str) -> BodyModel:
         """The neutral model, whatever ``gender`` the world drew."""
         return super().model("neutral")
-
-
-def hand_means(body_models: str | Path | None) -> np.ndarray:
-    """(2,45) left/right mean hand of the neutral SMPL-X model the world uses (user folder or synthetic)."""
-    root = resolve_root(body_models)
-    if root is None:
-        from humanbench.bodymodels.synthetic import synthetic_model_arrays
-
-        arrays = synthetic_model_arrays("smplx", "neutral")
-    else:
-        arrays, _ = read_model_arrays(locate_model(root, "smplx", "neutral").path)
-    return np.stack([np.asarray(arrays["hands_meanl"], np.float64), np.asarray(arrays["hands_meanr"], np.float64)])
 
 
 def shift_to_camera(point: np.ndarray, K_from: np.ndarray, K_to: np.ndarray) -> np.ndarray:
@@ -300,7 +287,7 @@ def write_miniature_ubody(root: str | Path, *, body_models: str | Path | None = 
     clips = [(scene, clip) for scene, names in SCENE_CLIPS.items() for clip in names]
     world = NeutralWorld(WorldConfig(sequences=len(clips), frames=frames, max_people=2, width=width, height=height,
                                      body_model="smplx", dataset="ubody", seed=seed, body_models=body_models))
-    writer = _Writer(root, world.model("neutral"), hand_means(body_models), seed)
+    writer = _Writer(root, world.model("neutral"), smplx_hand_means(root=body_models), seed)
     for index, (scene, clip) in enumerate(clips):
         writer.clip(scene, clip, list(world.sequence(index)), clip in extracted)
     return writer.finish()
