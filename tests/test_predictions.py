@@ -313,8 +313,13 @@ def test_agora_smplx_params(tmp_path, rotmat):
     _write(tmp_path, f"{STEM}_personId_2.pkl", content)
     pred = import_agora_predictions(tmp_path)
     assert pred.body_model == "smplx" and pred.person.tolist() == [2] and pred.joints2d.shape == (1, 144, 2)
+    from humanbench.bodymodels import smplx_hand_means
+
+    means = dict(zip(("left_hand_pose", "right_hand_pose"), smplx_hand_means("female")))
     for name in ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose", "leye_pose", "reye_pose"):
         want = Rotation.from_matrix(params[name][0]).as_rotvec().reshape(-1) if rotmat else params[name].reshape(-1)
+        if not rotmat and name in means:  # the kit adds the mean hand to axis-angle hand poses only
+            want = want + means[name]
         np.testing.assert_allclose(getattr(pred, name)[0], want, atol=1e-9, err_msg=name)
     np.testing.assert_array_equal(pred.expression, params["expression"])
     validate_predictions(pred, body_model="smplx", require=("params",))
