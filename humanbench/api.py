@@ -30,6 +30,19 @@ def evaluate(protocol: str, shards: str | Path, pred: str | Path, *, out: str | 
                         batch_size=batch_size, progress=progress)
 
 
+def evaluate_renders(protocol: str, shards: str | Path, renders: str | Path, *, out: str | Path | None = "results",
+                     method: str | None = None, body_models: str | Path | None = None, device: str | None = None,
+                     batch_size: int | None = None, progress: bool = True) -> ResultRecord:
+    """Score rendered images (``<sample key>.png``/``.jpg`` in ``renders``) against GT shards under avatar protocol
+    ``protocol`` (``humanbench eval --renders``); writes the record to ``out`` (None: don't write). See
+    :func:`humanbench.render_evaluation.evaluate_renders`; :func:`humanbench.render_evaluation.format_render_record`
+    gives the summary the CLI prints. ``batch_size``: images per batch (None: 8)."""
+    from humanbench.render_evaluation import DEFAULT_BATCH_SIZE, evaluate_renders as run_evaluate_renders
+
+    return run_evaluate_renders(protocol, shards, renders, out=out, method=method, body_models=body_models,
+                                device=device, batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress)
+
+
 def format_record(record: ResultRecord) -> str:
     """The summary ``humanbench eval`` prints: protocol, metrics with the protocol's decimals, counts, paths."""
     decimals = {m["name"]: m["decimals"] for m in record.protocol["metrics"]}

@@ -4,7 +4,8 @@
 2. Write miniature raw copies of 3DPW, AGORA, UBody, EHF, ZJU-MoCap and an in-the-wild clip in
    their exact on-disk layouts and convert each with ``humanbench convert``.
 3. Evaluate reference predictors (mean pose on 3DPW; GT plus noise everywhere) on the converted
-   miniatures under their mesh protocols and write result records.
+   miniatures under their mesh protocols, score reference renders (the GT each avatar protocol scores,
+   plus noise or blurred) on the ZJU-MoCap miniature, and write result records.
 4. From the records alone, write the leaderboard (Markdown and HTML) and a per-joint plot.
 
 Everything is made with the embedded synthetic body models unless ``body_models`` names a real
@@ -21,6 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+from PIL import Image, ImageFilter
+
 from humanbench.baselines.reference import mean_pose_predictions, noisy_gt_predictions
 from humanbench.bodymodels import resolve_root
 from humanbench.conversion import write_shards
@@ -31,6 +35,7 @@ from humanbench.leaderboards import leaderboard
 from humanbench.leaderboards.plots import plot
 from humanbench.predictions import save_predictions
 from humanbench.records import ResultRecord
+from humanbench.render_evaluation import evaluate_renders, prepared_gt_images
 from humanbench.shards import Manifest, VerifyReport, verify_shards
 from humanbench.synthetic.official_files import write_model_folder
 from humanbench.synthetic.raw.agora import write_miniature_agora
@@ -63,7 +68,9 @@ REFERENCE_PROTOCOLS: dict[str, tuple[str, ...]] = {
 }
 """Converted shard set -> the mesh protocols the reference predictors are evaluated under."""
 AGORA_IMAGE_SIZE = (3840, 2160)
-OUTPUT_FOLDERS = ("body_models", "shards", "raw", "predictions", "results", "leaderboard")
+RENDER_PROTOCOLS: dict[str, tuple[str, ...]] = {"zju-mocap-neuralbody-test-novel-view": ("zju-mocap/neuralbody",)}
+"""Converted shard set -> the avatar protocols the reference renders are scored under."""
+OUTPUT_FOLDERS = ("body_models", "shards", "raw", "predictions", "renders", "results", "leaderboard")
 """What the demo writes under ``out``; a re-run replaces them."""
 
 
@@ -158,6 +165,35 @@ def _evaluate_references(out: Path, manifests: dict[str, Manifest], body_models:
     return records
 
 
+def _reference_renders(gt: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """8-bit renders made from a (H, W, 3) GT image in [0, 1]: ``gt+noise`` (Gaussian, sigma 0.03) and ``gt-blur``
+    (Gaussian blur, radius 1 pixel)."""
+    image = np.round(255 * gt).astype(np.uint8)
+    noisy = np.clip(np.round(255 * (gt + rng.normal(0.0, 0.03, gt.shape))), 0, 255).astype(np.uint8)
+    return {"gt+noise": noisy, "gt-blur": np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(1)))}
+
+
+def _score_reference_renders(out: Path, manifests: dict[str, Manifest], body_models: Path,
+                             progress: bool) -> list[ResultRecord]:
+    """Reference renders of the ZJU-MoCap miniature, ``<key>.png`` under ``out/renders/<method>-<protocol>``,
+    scored under each avatar protocol of :data:`RENDER_PROTOCOLS`."""
+    records = []
+    for name, protocols in RENDER_PROTOCOLS.items():
+        shards = manifests[name].root
+        for protocol in protocols:
+            rng = np.random.default_rng(0)
+            gt = prepared_gt_images(protocol, shards)
+            renders = {key: _reference_renders(image, rng) for key, image in gt.items()}
+            for method in ("gt+noise", "gt-blur"):
+                folder = out / "renders" / f"{method}-{protocol.replace('/', '-')}"
+                folder.mkdir(parents=True, exist_ok=True)
+                for key, images in renders.items():
+                    Image.fromarray(images[method]).save(folder / f"{key}.png")
+                records.append(evaluate_renders(protocol, shards, folder, out=out / "results", method=method,
+                                                body_models=body_models, progress=progress))
+    return records
+
+
 def _write_leaderboard(out: Path, records: list[ResultRecord]) -> list[Path]:
     """The leaderboard of ``out/results`` as Markdown and HTML, and the per-joint plot of the 3dpw/cliff records."""
     folder = out / "leaderboard"
@@ -186,6 +222,7 @@ def run_demo(out: str | Path = "humanbench-demo", *, body_models: str | Path | N
     inspected = watch("inspect", lambda: inspect_shards(manifests["synthetic-train"].root,
                                                         contact_sheet=out / "contact_sheet.png"))
     records = watch("evaluate", lambda: _evaluate_references(out, manifests, models, progress))
+    records += watch("render", lambda: _score_reference_renders(out, manifests, models, progress))
     boards = watch("leaderboard", lambda: _write_leaderboard(out, records))
     source = "synthetic" if root is None or root.synthetic else str(root.path)
     return DemoResult(out, source, manifests, reports, inspected, records, watch.timings, boards)

@@ -26,7 +26,7 @@ from humanbench.conversion import current_command
 from humanbench.errors import HumanbenchError
 from humanbench.metrics.hmr import EvalContext, PersonBatch
 from humanbench.predictions import Predictions, PredictionError, load_predictions, validate_predictions
-from humanbench.protocols import MatchingProtocol, MeshProtocol, get_protocol
+from humanbench.protocols import AvatarProtocol, MatchingProtocol, MeshProtocol, get_protocol
 from humanbench.records import ResultRecord, write_record
 from humanbench.schema import decode_sample
 from humanbench.shards import Manifest, iter_encoded
@@ -211,6 +211,10 @@ def evaluate(protocol_id: str, shards: str | Path, predictions: str | Path, *, o
              batch_size: int = 64, progress: bool = True, command: str | None = None) -> ResultRecord:
     """Evaluate ``predictions`` on the GT ``shards`` under protocol ``protocol_id``; write the record to ``out``."""
     protocol = get_protocol(protocol_id)
+    if isinstance(protocol, AvatarProtocol):
+        raise EvaluationError(f"protocol {protocol_id} scores rendered images, not predictions: use "
+                              f"humanbench.api.evaluate_renders(protocol, shards, renders) or "
+                              f"'humanbench eval --protocol {protocol_id} --shards DIR --renders DIR'")
     shards, predictions = Path(shards), Path(predictions)
     manifest = Manifest.load(shards)
     _check_shards(protocol, manifest)

@@ -2,8 +2,9 @@
 
 A record holds everything needed to regenerate tables and plots without re-running anything:
 the protocol definition (id, version, every choice), the metrics, counts, per-joint means,
-provenance (humanbench version, hashes of the shard manifest and the predictions, body-model
-source, date, command) and the per-person errors in ``<record>.parquet``.
+per-part breakdowns (per camera, frame, sequence of the avatar protocols), provenance (humanbench
+version, hashes of the shard manifest and the predictions, body-model source, date, command) and
+the per-person errors in ``<record>.parquet``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ class RecordError(HumanbenchError):
 
 @dataclass
 class ResultRecord:
-    """What one evaluation produced. ``metrics`` are in the protocol's units (mm for mesh errors)."""
+    """What one evaluation produced. ``metrics`` are in the protocol's units (mm for mesh errors).
+
+    ``breakdowns[kind][part]`` maps a metric name (and ``images``, the part's count) to its value over that
+    part, e.g. ``breakdowns["camera"]["Camera_B2"]["psnr"]``; empty when the protocol has none. Records
+    written before the field existed load with it empty.
+    """
 
     method: str
     protocol: dict[str, Any]
@@ -39,6 +45,7 @@ class ResultRecord:
     per_joint: dict[str, list[float]]
     provenance: dict[str, Any]
     synthetic: bool
+    breakdowns: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     per_person: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
     path: Path | None = None
 
@@ -56,7 +63,8 @@ class ResultRecord:
         body = {
             "format": RECORD_FORMAT, "format_version": RECORD_VERSION, "method": self.method,
             "protocol": self.protocol, "metrics": self.metrics, "counts": self.counts, "per_joint": self.per_joint,
-            "provenance": self.provenance, "synthetic": self.synthetic, "per_person": sidecar,
+            "breakdowns": self.breakdowns, "provenance": self.provenance, "synthetic": self.synthetic,
+            "per_person": sidecar,
         }
         return (json.dumps(body, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
 
@@ -103,4 +111,4 @@ def read_record(path: str | Path, *, per_person: bool = True) -> ResultRecord:
         frame = pd.read_parquet(sidecar)
     return ResultRecord(method=body["method"], protocol=body["protocol"], metrics=body["metrics"], counts=body["counts"],
                         per_joint=body["per_joint"], provenance=body["provenance"], synthetic=body["synthetic"],
-                        per_person=frame, path=path)
+                        breakdowns=body.get("breakdowns", {}), per_person=frame, path=path)

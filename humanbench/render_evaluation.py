@@ -2,11 +2,13 @@
 
 Renders are image files named by sample key (``<key>.png`` / ``.jpg``) in one folder. A first pass over
 this process's exact-once slice of the shards checks every sample against the folder (missing renders,
-8-bit RGB, sizes, what the protocol needs from the sample); the problems of all ranks are gathered, so
-every rank stops with the same message naming counts and first offenders, extra renders included. The
-second pass scores images in batches of equal size (:func:`score_images`, pure tensor maths on the
-device) and the per-image rows are gathered across ranks with the mesh driver's helpers, so a
-``torchrun`` run writes the same record as a single process. LPIPS networks are built once per run.
+8-bit RGB, the size of the GT the protocol scores, what the protocol needs from the sample); the
+problems of all ranks are gathered, so every rank stops with the same message naming counts and first
+offenders, extra renders included. The second pass prepares the GT images in batches of equal size as
+the protocol's source does (:func:`scored_gt`: undistortion, resampling, background, from
+``humanbench.metrics.avatar_gt``), scores them (:func:`score_images`, pure tensor maths on the device)
+and gathers the per-image rows across ranks with the mesh driver's helpers, so a ``torchrun`` run
+writes the same record as a single process. LPIPS networks are built once per run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tqdm import tqdm
 from humanbench import __version__
 from humanbench.conversion import current_command
 from humanbench.evaluation import EvaluationError, _distributed, _gather
+from humanbench.metrics.avatar_gt import DISTORTION_TERMS, prepare_gt, prepared_size
 from humanbench.metrics.hmr import SMPL_PARAMS, EvalContext
 from humanbench.metrics.image import box_pixel_mask, psnr, ssim_gaussian, ssim_skimage
 from humanbench.metrics.lpips_offline import lpips_distance, load_lpips
@@ -49,7 +52,7 @@ BREAKDOWNS = (("sequence", "sequence"), ("camera", "camera"), ("frame", "frame")
 
 
 class RenderError(EvaluationError):
-    """Renders that do not fit the shards: missing, extra, unreadable, not 8-bit RGB, or of another size."""
+    """Renders that do not fit the shards: missing, extra, unreadable, not 8-bit RGB, or not of the scored GT's size."""
 
 
 def index_renders(folder: str | Path) -> dict[str, Path]:
@@ -75,9 +78,16 @@ def _uses(protocol: AvatarProtocol, region: str) -> bool:
     return any(m.region == region for m in protocol.metrics)
 
 
+def scored_size(protocol: AvatarProtocol, height: int, width: int) -> tuple[int, int]:
+    """(height, width) of the GT ``protocol`` scores for a stored image of ``height`` × ``width``."""
+    prep = protocol.preparation
+    return (height, width) if prep is None else prepared_size(prep.scale, height, width)
+
+
 def _sample_problems(protocol: AvatarProtocol, sample: Sample, render: Path | None) -> Iterator[tuple[str, str]]:
     """(kind, offender) for everything that stops ``sample`` from being scored under ``protocol``."""
     key = sample.key
+    prep = protocol.preparation
     if render is None:
         yield "samples without a render", key
         return
@@ -89,10 +99,16 @@ def _sample_problems(protocol: AvatarProtocol, sample: Sample, render: Path | No
         return
     if mode != "RGB":
         yield "renders that are not 8-bit RGB", f"{render.name} ({mode})"
-    if size != (sample.width, sample.height):
-        yield "renders of another size than their GT", f"{key}: render {size[0]}x{size[1]}, GT {sample.width}x{sample.height}"
-    if np.any(sample.camera.dist != 0):
-        yield "distorted GT images (cam_dist != 0; the protocol scores undistorted GT)", key
+    height, width = scored_size(protocol, sample.height, sample.width)
+    if size != (width, height):
+        yield ("renders of another size than the GT the protocol scores",
+               f"{key}: render {size[0]}x{size[1]}, GT {width}x{height}")
+    if prep is None and np.any(sample.camera.dist != 0):
+        yield "distorted GT images (cam_dist != 0; the protocol scores the stored image, undistorted)", key
+    if prep is not None and sample.mask is None:
+        yield "samples without the mask the GT preparation needs", key
+    if prep is not None and np.any(sample.camera.dist[DISTORTION_TERMS:] != 0):
+        yield "distortion beyond k1, k2, p1, p2, k3 (cam_dist terms after the fifth are not modelled)", key
     if _uses(protocol, "mask_bbox") and sample.mask is None:
         yield "samples without the GT mask the protocol crops to", key
     box = protocol.box
@@ -141,16 +157,18 @@ def _check_shards(protocol: AvatarProtocol, manifest: Manifest) -> None:
 
 @dataclass
 class _Item:
-    """One sample ready to score: ids, images (H,W,3) uint8, GT mask (H,W) bool or None, camera, person 0."""
+    """One sample ready to score: ids, render (H',W',3) uint8 or None, stored GT (H,W,3) uint8, stored mask (H,W)
+    or None, camera (distortion padded to k1, k2, p1, p2, k3), person 0."""
 
     key: str
     sequence: str
     camera: str
     frame: int
-    render: np.ndarray
+    render: np.ndarray | None
     gt: np.ndarray
     mask: np.ndarray | None
     K: np.ndarray
+    dist: np.ndarray
     R: np.ndarray
     t: np.ndarray
     person: dict[str, np.ndarray]
@@ -158,19 +176,43 @@ class _Item:
     synthetic: bool
 
 
-def _load_item(sample: Sample, render: Path) -> _Item:
-    with Image.open(render) as img:
-        pixels = np.asarray(img)
-    mask = None if sample.mask is None else decode_image(sample.mask) != 0
+def _load_item(sample: Sample, render: Path | None) -> _Item:
+    pixels = None
+    if render is not None:
+        with Image.open(render) as img:
+            pixels = np.asarray(img)
+    mask = None if sample.mask is None else decode_image(sample.mask)
+    dist = np.zeros(DISTORTION_TERMS)
+    terms = sample.camera.dist[:DISTORTION_TERMS]
+    dist[:len(terms)] = terms
     return _Item(sample.key, sample.sequence, sample.camera_name, sample.frame, pixels, decode_image(sample.image), mask,
-                 sample.camera.K, sample.camera.R, sample.camera.t, {n: a[0] for n, a in sample.people.items()},
+                 sample.camera.K, dist, sample.camera.R, sample.camera.t, {n: a[0] for n, a in sample.people.items()},
                  sample.genders[0] if sample.genders else "neutral", sample.synthetic)
 
 
-def box_mask_of(box: BoxMask, items: list[_Item], context: EvalContext, height: int, width: int) -> Tensor:
-    """(N, H, W) bool evaluation-time box mask of the items (see :class:`~humanbench.protocols.avatar.BoxMask`)."""
+def scored_gt(protocol: AvatarProtocol, items: list[_Item], device: torch.device | str
+              ) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The GT images ``protocol`` scores for equally sized items, after its GT preparation (if any).
+
+    Returns:
+        (N, 3, h, w) float64 images in [0, 1]; (N, h, w) bool person masks (None when an item has no stored
+        mask); (N, 3, 3) intrinsics of those images.
+    """
+    stack = lambda name: torch.from_numpy(np.stack([getattr(item, name) for item in items])).to(device)  # noqa: E731
+    gt = stack("gt").permute(0, 3, 1, 2).contiguous().to(torch.float64)
+    K = stack("K").to(torch.float64)
+    if protocol.preparation is not None:
+        return prepare_gt(protocol.preparation, gt, stack("mask").long(), K, stack("dist").to(torch.float64),
+                          protocol.background)
+    masks = None if any(item.mask is None for item in items) else stack("mask") != 0
+    return gt / 255.0, masks, K
+
+
+def box_mask_of(box: BoxMask, items: list[_Item], K: Tensor, context: EvalContext, height: int, width: int) -> Tensor:
+    """(N, H, W) bool evaluation-time box mask of the items seen by cameras ``K`` (N, 3, 3) at ``height`` × ``width``
+    (see :class:`~humanbench.protocols.avatar.BoxMask`)."""
     stack = lambda name: context.tensor(np.stack([item.person[name] for item in items]))  # noqa: E731
-    K = context.tensor(np.stack([item.K for item in items]))
+    K = context.tensor(K)
     R = context.tensor(np.stack([item.R for item in items]))
     t = context.tensor(np.stack([item.t for item in items]))
     if box.points == "vertices":
@@ -253,26 +295,25 @@ def score_images(protocol: AvatarProtocol, render: Tensor, gt: Tensor, *, gt_mas
 def _score_items(protocol: AvatarProtocol, items: list[_Item], nets: dict[str, torch.nn.Module],
                  context: EvalContext) -> pd.DataFrame:
     """Per-image rows of one batch of equally sized items."""
-    def images(name: str) -> Tensor:
-        pixels = torch.from_numpy(np.stack([getattr(item, name) for item in items])).to(context.device)
-        return pixels.permute(0, 3, 1, 2).to(torch.float64) / 255.0
-
-    height, width = items[0].gt.shape[:2]
-    box_mask = gt_mask = None
+    gt, gt_mask, K = scored_gt(protocol, items, context.device)
+    height, width = gt.shape[-2:]
+    box_mask = None
     if protocol.box is not None:
-        box_mask = box_mask_of(protocol.box, items, context, height, width)
+        box_mask = box_mask_of(protocol.box, items, K, context, height, width)
         empty = [item.key for item, hit in zip(items, box_mask.flatten(1).any(dim=1).tolist()) if not hit]
         if empty:
             raise RenderError(f"protocol {protocol.id}: the 3D box of {len(empty)} sample(s) covers no pixel, "
                               f"first: {', '.join(empty[:FIRST_OFFENDERS])}")
     if _uses(protocol, "mask_bbox"):
-        gt_mask = torch.from_numpy(np.stack([item.mask for item in items])).to(context.device)
-        empty = [item.key for item in items if not item.mask.any()]
+        empty = [item.key for item, hit in zip(items, gt_mask.flatten(1).any(dim=1).tolist()) if not hit]
         if empty:
             raise RenderError(f"protocol {protocol.id}: {len(empty)} sample(s) with an empty GT mask, first: "
                               f"{', '.join(empty[:FIRST_OFFENDERS])}")
+    render = torch.from_numpy(np.stack([item.render for item in items])).to(context.device)
+    # contiguous like the GT: a render equal to its GT then gets bit-equal LPIPS features (LPIPS exactly 0)
+    render = render.permute(0, 3, 1, 2).contiguous().to(torch.float64) / 255.0
     with torch.no_grad():
-        values = score_images(protocol, images("render"), images("gt"), gt_mask=gt_mask, box_mask=box_mask, nets=nets)
+        values = score_images(protocol, render, gt, gt_mask=gt_mask, box_mask=box_mask, nets=nets)
     frame = pd.DataFrame({"key": [i.key for i in items], "sequence": [i.sequence for i in items],
                           "camera": [i.camera for i in items], "frame": [i.frame for i in items]})
     for name, column in values.items():
@@ -280,24 +321,48 @@ def _score_items(protocol: AvatarProtocol, items: list[_Item], nets: dict[str, t
     return frame
 
 
+def _batches(manifest: Manifest, renders: dict[str, Path] | None, rank: int, world: int, batch_size: int, *,
+             desc: str = "", progress: bool = False) -> Iterator[list[_Item]]:
+    """This rank's exact-once samples as items (with their renders unless ``renders`` is None), in batches of
+    up to ``batch_size`` items with one stored image size."""
+    pending: dict[tuple[int, int], list[_Item]] = defaultdict(list)
+    stream = iter_encoded(manifest, rank=rank, world_size=world, num_workers=1, worker=0)
+    for encoded in tqdm(stream, desc=desc, disable=not progress, unit="image"):
+        sample = decode_sample(encoded)
+        item = _load_item(sample, None if renders is None else renders[sample.key])
+        group = pending[item.gt.shape[:2]]
+        group.append(item)
+        if len(group) == batch_size:
+            yield pending.pop(item.gt.shape[:2])
+    yield from pending.values()
+
+
+def prepared_gt_images(protocol_id: str, shards: str | Path, *, device: str = "cpu",
+                       batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, np.ndarray]:
+    """The GT image each sample of ``shards`` is scored against under avatar protocol ``protocol_id``, by key:
+    (h, w, 3) float64 in [0, 1], after the protocol's GT preparation and before its evaluation-time box fill
+    and quantisation (a render written as this image, rounded to 8 bits, is as close as a file gets)."""
+    protocol = get_protocol(protocol_id)
+    if not isinstance(protocol, AvatarProtocol):
+        raise EvaluationError(f"protocol {protocol_id} scores predictions, not rendered images")
+    manifest = Manifest.load(shards)
+    _check_shards(protocol, manifest)
+    images = {}
+    for items in _batches(manifest, None, 0, 1, batch_size):
+        gt, _, _ = scored_gt(protocol, items, device)
+        images.update({item.key: image.permute(1, 2, 0).cpu().numpy() for item, image in zip(items, gt)})
+    return images
+
+
 def _score_slice(protocol: AvatarProtocol, manifest: Manifest, renders: dict[str, Path], rank: int, world: int,
                  nets: dict[str, torch.nn.Module], context: EvalContext, batch_size: int,
                  progress: bool) -> tuple[pd.DataFrame, bool, list[tuple[str, str]]]:
     """This rank's per-image rows, whether any sample is synthetic, and (file, sha256) of its renders."""
-    pending: dict[tuple[int, int], list[_Item]] = defaultdict(list)
     parts, synthetic, hashes = [], False, []
-    stream = iter_encoded(manifest, rank=rank, world_size=world, num_workers=1, worker=0)
-    for encoded in tqdm(stream, desc=protocol.id, disable=not progress, unit="image"):
-        sample = decode_sample(encoded)
-        path = renders[sample.key]
-        hashes.append((path.name, sha256_file(path)))
-        item = _load_item(sample, path)
-        synthetic |= item.synthetic
-        group = pending[item.gt.shape[:2]]
-        group.append(item)
-        if len(group) == batch_size:
-            parts.append(_score_items(protocol, pending.pop(item.gt.shape[:2]), nets, context))
-    parts += [_score_items(protocol, group, nets, context) for group in pending.values()]
+    for items in _batches(manifest, renders, rank, world, batch_size, desc=protocol.id, progress=progress):
+        hashes += [(renders[item.key].name, sha256_file(renders[item.key])) for item in items]
+        synthetic |= any(item.synthetic for item in items)
+        parts.append(_score_items(protocol, items, nets, context))
     columns = ["key", "sequence", "camera", "frame", *(m.name for m in protocol.metrics)]
     return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)), synthetic, hashes
 
@@ -308,14 +373,35 @@ def _finite_mean(values: pd.Series) -> float | None:
     return mean if np.isfinite(mean) else None
 
 
+def _infinite(values: pd.Series) -> int:
+    """How many of the values are infinite."""
+    return int(np.isinf(values.to_numpy(dtype=np.float64)).sum())
+
+
+def _part_summary(names: list[str], group: pd.DataFrame) -> dict[str, float | None]:
+    """One breakdown entry: each metric's mean over the part (None when infinite, with ``<metric>_infinite``
+    images) and ``images``, the part's image count."""
+    entry: dict[str, float | None] = {}
+    for name in names:
+        entry[name] = _finite_mean(group[name])
+        if infinite := _infinite(group[name]):
+            entry[f"{name}_infinite"] = infinite
+    entry["images"] = len(group)
+    return entry
+
+
+Breakdowns = dict[str, dict[str, dict[str, float | None]]]
+"""kind (sequence, camera, frame) -> part -> metric name or ``images`` -> value."""
+
+
 def summarize_renders(protocol: AvatarProtocol, frame: pd.DataFrame
-                      ) -> tuple[dict[str, float | None], dict[str, int], dict[str, list[float | None]]]:
+                      ) -> tuple[dict[str, float | None], dict[str, int], Breakdowns]:
     """Metrics (mean over images), counts and per-sequence / per-camera / per-frame breakdowns.
 
     A metric with an infinite per-image value (PSNR of a render identical to its GT) has mean +inf,
     which JSON cannot hold: it is reported as None, with ``counts["<metric>_infinite"]`` images.
-    Breakdowns map ``"camera=<name>"`` (and ``sequence=``, ``frame=``) to the protocol's metrics, in
-    its order, averaged over that part's images; ``counts`` holds each part's image count.
+    Breakdowns map ``"camera"`` (and ``"sequence"``, ``"frame"``) to each part's entry (:func:`_part_summary`):
+    ``breakdowns["camera"]["cam0"] = {"psnr": …, "ssim": …, "images": 2}``.
     """
     names = [m.name for m in protocol.metrics]
     counts = {"images": len(frame), **{f"{label}s": int(frame[column].nunique()) for column, label in BREAKDOWNS}}
@@ -323,15 +409,11 @@ def summarize_renders(protocol: AvatarProtocol, frame: pd.DataFrame
     for name in names:
         metrics[name] = _finite_mean(frame[name])
         counts[name] = int(frame[name].notna().sum())
-        infinite = int(np.isinf(frame[name].to_numpy(dtype=np.float64)).sum())
-        if infinite:
+        if infinite := _infinite(frame[name]):
             counts[f"{name}_infinite"] = infinite
-    parts: dict[str, list[float | None]] = {}
-    for column, label in BREAKDOWNS:
-        for value, group in frame.groupby(column, sort=True):
-            parts[f"{label}={value}"] = [_finite_mean(group[name]) for name in names]
-            counts[f"{label}={value}"] = len(group)
-    return metrics, counts, parts
+    breakdowns = {label: {str(value): _part_summary(names, group) for value, group in frame.groupby(column, sort=True)}
+                  for column, label in BREAKDOWNS}
+    return metrics, counts, breakdowns
 
 
 def _fingerprint(hashes: list[tuple[str, str]]) -> str:
@@ -364,7 +446,7 @@ def evaluate_renders(protocol_id: str, shards: str | Path, renders: str | Path, 
     gathered = _gather((*_score_slice(protocol, manifest, index, rank, world, nets, context, batch_size,
                                       progress and rank == 0), context.synthetic))
     frame = pd.concat([part for part, *_ in gathered], ignore_index=True).sort_values("key", ignore_index=True)
-    metrics, counts, parts = summarize_renders(protocol, frame)
+    metrics, counts, breakdowns = summarize_renders(protocol, frame)
     provenance: dict[str, Any] = {
         "humanbench_version": __version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command if command is not None else current_command(),
@@ -380,7 +462,7 @@ def evaluate_renders(protocol_id: str, shards: str | Path, renders: str | Path, 
     if protocol.box is not None and protocol.box.points != "vertices":
         provenance["body_models"] = "synthetic" if context.synthetic else str(context.root or "HUMANBENCH_BODY_MODELS")
     record = ResultRecord(method=method or folder.name, protocol=protocol.describe(), metrics=metrics, counts=counts,
-                          per_joint=parts, provenance=provenance,
+                          per_joint={}, breakdowns=breakdowns, provenance=provenance,
                           synthetic=any(s or c for _, s, _, c in gathered), per_person=frame)
     if out is not None and rank == 0:
         write_record(record, out)

@@ -78,7 +78,7 @@ def _table_html(table: Table) -> str:
                  f"<td>{escape(table.status_label(row))}</td>"]
         for column in table.columns:
             text = table.cell(row, column)
-            value = "NaN" if text == MISSING else text
+            value = "NaN" if text == MISSING else text.replace("inf", "Infinity")  # as JavaScript's Number reads it
             kind = "num best" if (i, column.metric) in best else "num"
             cells.append(f"<td class=\"{kind}\" data-value=\"{value}\">{escape(text)}</td>")
         body.append(f"<tr class=\"{escape(str(row['status']))}\">{''.join(cells)}</tr>")

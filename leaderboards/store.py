@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Iterable
@@ -103,7 +104,9 @@ def _record_row(record: ResultRecord) -> dict:
     clash = (set(record.metrics) | {f"count_{k}" for k in record.counts}) & set(row)
     if clash:
         raise StoreError(f"{record.path}: metric or count names {sorted(clash)} clash with the table's own columns")
-    row.update(record.metrics)
+    # JSON has no inf: a metric infinite for some images (PSNR of a render equal to its GT) is null in the record
+    row.update({name: math.inf if value is None and record.counts.get(f"{name}_infinite") else value
+                for name, value in record.metrics.items()})
     row.update({f"count_{name}": value for name, value in record.counts.items()})
     return row
 

@@ -7,8 +7,8 @@ backbone and input range) and region (whole image, box pixels, box or mask bound
 ``humanbench.render_evaluation`` interprets these fields; nothing else decides a number.
 
 GT preparation (undistortion, ×0.5 resampling, background from the dataset mask) happens before
-evaluation in every source, so it belongs to the converter's split for the protocol; the protocol
-states it in ``gt_preparation`` and the driver checks what it can (undistorted images, sizes).
+evaluation in every source; the protocol states it in words (``gt_preparation``) and as data
+(:class:`GtPreparation`), which ``humanbench.metrics.avatar_gt`` replays on the stored samples.
 Sources and traps: ``reference/protocols.md`` §7 and §9 items 7–10; see ``docs/protocols.md``.
 """
 
@@ -63,6 +63,34 @@ class BoxMask:
 
 
 @dataclass(frozen=True)
+class GtPreparation:
+    """How a source turns a stored ZJU-MoCap sample (distorted image, mask bits) into the GT image it scores,
+    replayed by :func:`humanbench.metrics.avatar_gt.prepare_gt` in the source's order.
+
+    ``mask_bits``: stored mask bits forming the person mask (1 = ``mask/``, 2 = ``mask_cihp/``, 3 = union).
+    ``mask_level``: the 8-bit value of person pixels in the mask the source undistorts (1 for a 0/1 mask, 255
+    for a 0/255 alpha); ``mask_band``: side of Neural Body's erode/dilate kernel whose band gets 100 (0: none).
+    ``principal_point``: ``K``, or ``image_centre`` (3DGS-Avatar undistorts with cx, cy moved to W/2, H/2).
+    ``fill``: ``mask`` (pixels whose mask is 0 get the background) or ``alpha`` (composited over it);
+    ``fill_at``: ``full`` (before resizing) or ``resized`` (with the mask resized by nearest neighbour).
+    ``scale`` and ``resize``: output size / stored size and OpenCV's interpolation (``area``, ``linear``,
+    ``lanczos4``). ``uint8_steps``: steps the source runs on 8-bit images (``undistort``, ``resize``), rounded
+    after them; ``truncate``: the result truncated to 8 bits.
+    """
+
+    mask_bits: int
+    mask_level: int = 1
+    mask_band: int = 0
+    principal_point: str = "K"
+    fill: str = "mask"
+    fill_at: str = "resized"
+    scale: float = 0.5
+    resize: str = "area"
+    uint8_steps: tuple[str, ...] = ()
+    truncate: bool = False
+
+
+@dataclass(frozen=True)
 class AvatarProtocol:
     """A named, versioned avatar-rendering protocol, scored from rendered image files by sample key."""
 
@@ -76,6 +104,7 @@ class AvatarProtocol:
     box: BoxMask | None = None
     background: float = 0.0
     quantize: bool = False  # truncate render and GT to 8 bits before the metrics (MonoHuman's to_8b_image)
+    preparation: GtPreparation | None = None  # None: the stored GT image is scored as it is (undistorted only)
     traps: tuple[Trap, ...] = ()
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
@@ -126,6 +155,7 @@ ZJU_NEURALBODY = AvatarProtocol(
                     "undistorted at 1024x1024, resized x0.5 with INTER_AREA, pixels whose CIHP mask is 0 set to 0 "
                     "(the 5-px erode/dilate border band kept); vertices = vertices/<i>.npy (params/, world frame)"),
     box=BoxMask(points="vertices", padding=(0.0, 0.0, 0.05), test="ray_slab", fill="both"),
+    preparation=GtPreparation(mask_bits=2, mask_band=5),
     metrics=(psnr_metric("pooled", region="box_pixels"), ssim_metric("skimage", region="box_bbox", data_range=2.0)),
     traps=(Trap(7, "SSIM = scikit-image compare_ssim defaults with the float data_range 2 of scikit-image <= 0.19, "
                    "on the bounding rectangle of mask_at_box, both images black outside the box"),
@@ -157,6 +187,8 @@ ZJU_HUMANNERF = AvatarProtocol(
                     "joints of the sample's new_params parameters in the EasyMocap Rh/Th body frame"),
     box=BoxMask(points="model_joints_body_frame", padding=(0.3, 0.3, 0.3), test="ray_two_hits", fill="both"),
     quantize=True,
+    preparation=GtPreparation(mask_bits=3, mask_level=255, fill="alpha", fill_at="full", resize="lanczos4",
+                              uint8_steps=("undistort",)),
     metrics=(psnr_metric("pooled"), ssim_metric("skimage", data_range=2.0), lpips_metric("vgg", "rescale")),
     traps=(Trap(7, "SSIM = skimage structural_similarity(multichannel=True) under the pinned scikit-image 0.19.3: "
                    "data_range 2 for float images, whole image"),
@@ -190,8 +222,12 @@ ZJU_MONOHUMAN_NOVEL_POSE = dataclasses.replace(
 ZJU_3DGS_AVATAR = AvatarProtocol(
     id="zju-mocap/3dgs-avatar", version=1, title="3DGS-Avatar, ZJU-MoCap monocular novel view (ARAH-style split)",
     dataset="zju-mocap", split="3dgs-avatar-test-novel-view",
-    gt_preparation=("training camera 1, frames 0-569; test cameras 2-23, frames 0-540 step 30 (19 frames); images "
-                    "undistorted, resized to 512x512 with INTER_LINEAR (not INTER_AREA), pixels with mask == 0 set to 0"),
+    gt_preparation=("training camera 1, frames 0-569; test cameras 2-23, frames 0-540 step 30 (19 frames); 8-bit images "
+                    "undistorted with the principal point moved to the image centre, resized to 512x512 with "
+                    "INTER_LINEAR (not INTER_AREA; the same at exactly x0.5), pixels whose ARAH-copied mask_cihp "
+                    "(undistorted, resized INTER_NEAREST) is 0 set to 0"),
+    preparation=GtPreparation(mask_bits=2, principal_point="image_centre", resize="linear",
+                              uint8_steps=("undistort", "resize")),
     metrics=(psnr_metric("pooled"), ssim_metric("skimage", data_range=2.0), lpips_metric("vgg", "rescale")),
     traps=(Trap(7, "SSIM = skimage structural_similarity(channel_axis=0) on float32 without data_range under the pinned "
                    "scikit-image 0.19.3, i.e. data_range 2 (mikeqzy/3dgs-avatar-release#20: 0.9698 vs 0.9774)"),
@@ -201,7 +237,9 @@ ZJU_3DGS_AVATAR = AvatarProtocol(
                     "instead and is not this protocol")),
     sources=("mikeqzy/3dgs-avatar-release render.py, utils/general_utils.py (Evaluator: PSNR, SSIM, LPIPS), "
              "dataset/zjumocap.py, configs/dataset/zjumocap_*_mono.yaml", *_ZJU_SOURCES),
-    notes=("whole image, no box mask at evaluation",),
+    notes=("whole image, no box mask at evaluation",
+           "the mask_cihp PNG is read as grey levels (cv2.IMREAD_GRAYSCALE); its grey value on the person decides "
+           "how far bilinear undistortion grows it and is UNCONFIRMED: taken as 1 (a 0/1 mask)"),
 )
 
 ZJU_GAUHUMAN = AvatarProtocol(
@@ -212,6 +250,7 @@ ZJU_GAUHUMAN = AvatarProtocol(
                     "to 0 at full size, resized x0.5 with INTER_AREA, truncated to 8 bits; the box comes from the SMPL vertices of the sample's parameters (GauHuman "
                     "reads them from smpl_vertices/<i>.npy)"),
     box=BoxMask(points="model_vertices", padding=(0.05, 0.05, 0.05), test="projected_faces", fill="render"),
+    preparation=GtPreparation(mask_bits=1, fill_at="full", truncate=True),
     metrics=(psnr_metric("per_channel"), ssim_metric("gaussian"), lpips_metric("vgg", "raw")),
     traps=(Trap(7, "SSIM = 3DGS gaussian SSIM (11x11, sigma 1.5, zero padding, data range 1), whole image"),
            Trap(8, "PSNR = mean of the three per-channel PSNRs (the 3DGS psnr on a (3,H,W) tensor), >= pooled PSNR"),
@@ -220,6 +259,8 @@ ZJU_GAUHUMAN = AvatarProtocol(
     sources=("skhu101/GauHuman render.py, scene/dataset_readers.py (get_bound_2d_mask, bounds padded 5 cm), "
              "utils/image_utils.py (psnr), utils/loss_utils.py (ssim)", *_ZJU_SOURCES),
     notes=("the render is set to the background outside the projected 3D box (bound_mask); the GT is not",
+           "GauHuman reads the refined release's mask/; the original release's mask/ (bit 1) stands in for it "
+           "(UNCONFIRMED equivalence)",
            "GauHuman clamps both images to [0,1], a no-op for 8-bit files",
            "cv2.fillPoly's fixed-point edge walk is emulated as a closed polygon over pixel centres; "
            "not bit-checked against OpenCV"),
