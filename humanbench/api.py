@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from humanbench.bodymodels import ModelReport, format_report, inspect_body_model_folder
 from humanbench.demo import DemoResult, run_demo
 from humanbench.inspection import InspectReport, inspect_shards
 from humanbench.records import ResultRecord
 from humanbench.shards import Manifest, VerifyReport, verify_shards
+
+if TYPE_CHECKING:
+    from humanbench.training import TrainConfig, TrainResult
 
 
 def convert(dataset: str, root: str | Path, out: str | Path, *, split: str, workers: int = 1, skip_bad: bool = False,
@@ -41,6 +45,13 @@ def evaluate_renders(protocol: str, shards: str | Path, renders: str | Path, *, 
 
     return run_evaluate_renders(protocol, shards, renders, out=out, method=method, body_models=body_models,
                                 device=device, batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress)
+
+
+def train(config: TrainConfig, *, nproc: int = 1) -> TrainResult:
+    """Train ``config.method`` with the shared harness in ``nproc`` local processes; see :mod:`humanbench.training`."""
+    from humanbench.training.launch import run_training
+
+    return run_training(config, nproc)
 
 
 def format_record(record: ResultRecord) -> str:

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from humanbench import __version__
 from humanbench.errors import HumanbenchError
+from humanbench.training.config import add_arguments as add_train_arguments
 
 BODY_MODELS_HELP = (
     "folder with SMPL/SMPL-X files in the smplx layout (smpl/SMPL_NEUTRAL.pkl, smplx/SMPLX_NEUTRAL.npz, ...); "
@@ -76,6 +77,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     record = api.evaluate(args.protocol, args.shards, args.pred, out=args.out, method=args.method,
                           body_models=args.body_models, device=args.device, batch_size=args.batch_size or 64)
     print(api.format_record(record))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from humanbench import api
+    from humanbench.training.config import config_from_args
+
+    result = api.train(config_from_args(args), nproc=args.nproc)
+    print(result.to_text())
     return 0
 
 
@@ -177,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=None, metavar="N",
                           help="people per batch (default 64), or images per batch with --renders (default 8)")
     evaluate.set_defaults(func=_cmd_eval)
+
+    train = sub.add_parser("train", help="train a method on shards with the shared DDP harness",
+                           description="Train a method (e.g. the reference HMR regressor) on shard folders in one or "
+                                       "more processes, evaluating it under a protocol. A run found in --out resumes "
+                                       "from its newest checkpoint. See docs/training.md.")
+    add_train_arguments(train)
+    train.add_argument("--nproc", type=int, default=1, metavar="N",
+                       help="local processes to start (default 1); with torchrun, start 'python -m humanbench.training' instead")
+    train.set_defaults(func=_cmd_train)
 
     demo = sub.add_parser("demo", help="run the pipeline on the built-in synthetic world and print where outputs are",
                           description="Synthesize a small dataset with the body model, render it, write shards, "

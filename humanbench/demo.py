@@ -6,7 +6,9 @@
 3. Evaluate reference predictors (mean pose on 3DPW; GT plus noise everywhere) on the converted
    miniatures under their mesh protocols, score reference renders (the GT each avatar protocol scores,
    plus noise or blurred) on the ZJU-MoCap miniature, and write result records.
-4. From the records alone, write the leaderboard (Markdown and HTML) and a per-joint plot.
+4. Train the reference HMR regressor briefly with 2 processes on the synthetic training set and
+   evaluate it on the 3DPW miniature like the mean-pose predictor.
+5. From the records alone, write the leaderboard (Markdown and HTML) and a per-joint plot.
 
 Everything is made with the embedded synthetic body models unless ``body_models`` names a real
 folder; every number is then marked synthetic.
@@ -45,6 +47,7 @@ from humanbench.synthetic.raw.ubody import write_miniature_ubody
 from humanbench.synthetic.raw.wild import CLIP_LAYOUTS, write_miniature_wild
 from humanbench.synthetic.raw.zju_mocap import write_miniature_zju
 from humanbench.synthetic.world import SyntheticWorld, WorldConfig
+from humanbench.training import TrainConfig, run_training
 
 FRAMES_PER_SEQUENCE = 12
 
@@ -70,7 +73,7 @@ REFERENCE_PROTOCOLS: dict[str, tuple[str, ...]] = {
 AGORA_IMAGE_SIZE = (3840, 2160)
 RENDER_PROTOCOLS: dict[str, tuple[str, ...]] = {"zju-mocap-neuralbody-test-novel-view": ("zju-mocap/neuralbody",)}
 """Converted shard set -> the avatar protocols the reference renders are scored under."""
-OUTPUT_FOLDERS = ("body_models", "shards", "raw", "predictions", "renders", "results", "leaderboard")
+OUTPUT_FOLDERS = ("body_models", "shards", "raw", "predictions", "renders", "results", "train", "leaderboard")
 """What the demo writes under ``out``; a re-run replaces them."""
 
 
@@ -194,6 +197,17 @@ def _score_reference_renders(out: Path, manifests: dict[str, Manifest], body_mod
     return records
 
 
+def _train_reference(out: Path, manifests: dict[str, Manifest], body_models: Path, progress: bool) -> list[ResultRecord]:
+    """Train the HMR regressor for a few seconds in 2 processes; evaluate its final predictions like the mean pose."""
+    train, shards = manifests["synthetic-train"].root, manifests["3dpw-test"].root
+    config = TrainConfig(method="hmr", shards=[str(train)], out=str(out / "train" / "hmr"), steps=40, batch_size=16,
+                         lr=2e-3, warmup_steps=5, eval_shards=str(shards), checkpoint_every=20,
+                         body_models=str(body_models), progress=progress, options={"crop_size": 48, "width": 12})
+    predictions = Path(run_training(config, nproc=2).record).parent / "predictions.npz"
+    return [evaluate(protocol, shards, predictions, out=out / "results", method="hmr", body_models=body_models,
+                     progress=progress) for protocol in REFERENCE_PROTOCOLS["3dpw-test"]]
+
+
 def _write_leaderboard(out: Path, records: list[ResultRecord]) -> list[Path]:
     """The leaderboard of ``out/results`` as Markdown and HTML, and the per-joint plot of the 3dpw/cliff records."""
     folder = out / "leaderboard"
@@ -223,6 +237,7 @@ def run_demo(out: str | Path = "humanbench-demo", *, body_models: str | Path | N
                                                         contact_sheet=out / "contact_sheet.png"))
     records = watch("evaluate", lambda: _evaluate_references(out, manifests, models, progress))
     records += watch("render", lambda: _score_reference_renders(out, manifests, models, progress))
+    records += watch("train", lambda: _train_reference(out, manifests, models, progress))
     boards = watch("leaderboard", lambda: _write_leaderboard(out, records))
     source = "synthetic" if root is None or root.synthetic else str(root.path)
     return DemoResult(out, source, manifests, reports, inspected, records, watch.timings, boards)
