@@ -11,7 +11,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("convert", "evaluate", "format_record", "info", "format_info", "inspect", "verify", "demo", "leaderboard", "plot")
+_API = ("convert", "evaluate", "evaluate_renders", "format_record", "info", "format_info", "inspect", "verify",
+        "demo", "leaderboard", "plot", "train")
 
 
 def __getattr__(name: str) -> Any:

@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="protocol id, e.g. 3dpw/spin (see docs/protocols.md for the list)")
     evaluate.add_argument("--shards", type=Path, required=True, metavar="DIR", help="GT shard folder (with manifest.json)")
     evaluate.add_argument("--pred", type=Path, default=None, metavar="FILE",
-                          help="predictions file, .npz or .parquet (see docs/predictions.md); mesh protocols")
+                          help="predictions for mesh protocols: an .npz or .parquet file (docs/predictions.md), or an AGORA-kit "
+                               "folder / .zip of <img>_personId_<k>.pkl files")
     evaluate.add_argument("--renders", type=Path, default=None, metavar="DIR",
                           help="folder of rendered images named <sample key>.png/.jpg; avatar protocols "
                                "(zju-mocap/*, neuman/hugs)")
