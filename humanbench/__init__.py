@@ -1,8 +1,9 @@
 """humanbench: convert, evaluate and compare 3D human methods under exact, named protocols.
 
-The Python API mirrors the CLI: ``humanbench.convert``, ``humanbench.evaluate`` (``eval``), ``humanbench.info``, ``humanbench.inspect``, ``humanbench.verify``
-and ``humanbench.demo`` (loaded lazily from :mod:`humanbench.api` so that importing the package
-stays cheap).
+The Python API mirrors the CLI, one function per command: ``convert``, ``evaluate`` (``eval``
+with ``--pred``), ``evaluate_renders`` (``eval`` with ``--renders``), ``train``, ``leaderboard``,
+``plot``, ``info``, ``inspect``, ``verify`` and ``demo``, all reachable as ``humanbench.<name>``
+(loaded lazily from :mod:`humanbench.api` so that importing the package stays cheap).
 """
 
 from __future__ import annotations
