@@ -2,7 +2,7 @@
 
 The Python API mirrors the CLI, one function per command: ``convert``, ``evaluate`` (``eval``
 with ``--pred``), ``evaluate_renders`` (``eval`` with ``--renders``), ``train``, ``leaderboard``,
-``plot``, ``info``, ``inspect``, ``verify`` and ``demo``, all reachable as ``humanbench.<name>``
+``plot``, ``export_wild``, ``info``, ``inspect``, ``verify`` and ``demo``, all reachable as ``humanbench.<name>``
 (loaded lazily from :mod:`humanbench.api` so that importing the package stays cheap).
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("convert", "evaluate", "evaluate_renders", "format_record", "info", "format_info", "inspect", "verify",
-        "demo", "leaderboard", "plot", "train")
+_API = ("convert", "evaluate", "evaluate_renders", "export_wild", "format_record", "info", "format_info", "inspect",
+        "verify", "demo", "leaderboard", "plot", "train")
 
 
 def __getattr__(name: str) -> Any:

@@ -54,6 +54,13 @@ def train(config: TrainConfig, *, nproc: int = 1) -> TrainResult:
     return run_training(config, nproc)
 
 
+def export_wild(shards: str | Path, out: str | Path, *, variant: str = "humannerf", person: int = 0) -> list:
+    """HumanNeRF / MonoHuman input folders from shards; see :func:`humanbench.wild_export.export_wild`."""
+    from humanbench.wild_export import export_wild as run_export
+
+    return run_export(shards, out, variant=variant, person=person)
+
+
 def format_record(record: ResultRecord) -> str:
     """The summary ``humanbench eval`` prints: protocol, metrics with the protocol's decimals, counts, paths."""
     decimals = {m["name"]: m["decimals"] for m in record.protocol["metrics"]}

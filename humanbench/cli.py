@@ -120,6 +120,14 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_wild(args: argparse.Namespace) -> int:
+    from humanbench import api
+
+    for subject in api.export_wild(args.shards, args.out, variant=args.variant, person=args.person):
+        print(f"{subject.folder}: {subject.frames} frames")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``humanbench`` parser with one sub-command per API function."""
     parser = argparse.ArgumentParser(
@@ -197,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=1, metavar="N",
                        help="local processes to start (default 1); with torchrun, start 'python -m humanbench.training' instead")
     train.set_defaults(func=_cmd_train)
+
+    export = sub.add_parser("export-wild", help="write HumanNeRF / MonoHuman input folders from shards",
+                            description="Write <subject>/images, <subject>/masks and metadata.json in the layout "
+                                        "HumanNeRF (or MonoHuman) reads, one subject per sequence of the shards, so "
+                                        "upstream code can train on humanbench data.")
+    export.add_argument("shards", type=Path, metavar="DIR", help="shard folder (e.g. a converted wild clip)")
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the subjects into")
+    export.add_argument("--variant", choices=("humannerf", "monohuman"), default="humannerf",
+                        help="metadata.json flavour: HumanNeRF's flat poses or MonoHuman's nested ones (default humannerf)")
+    export.add_argument("--person", type=int, default=0, metavar="P",
+                        help="which person of multi-person samples to export (default 0)")
+    export.set_defaults(func=_cmd_export_wild)
 
     demo = sub.add_parser("demo", help="run the pipeline on the built-in synthetic world and print where outputs are",
                           description="Synthesize a small dataset with the body model, render it, write shards, "

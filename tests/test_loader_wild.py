@@ -272,6 +272,12 @@ def test_export_and_reimport_give_the_same_params(miniature, converted, tmp_path
             assert back.extra["item_id"] == sample.extra["item_id"] and back.image_format == "png"
     with pytest.raises(ExportError, match="exists already"):
         export_wild(shards, tmp_path / "humannerf")
+    from humanbench.cli import main
+
+    assert main(["export-wild", str(shards), "--out", str(tmp_path / "cli"), "--variant", "monohuman"]) == 0
+    assert (tmp_path / "cli" / nested[0].folder.name / "metadata.json").read_bytes() == \
+        (nested[0].folder / "metadata.json").read_bytes()
+    assert main(["export-wild", str(shards), "--out", str(tmp_path / "cli")]) == 2  # exists already: clear error
 
 
 def convert_cli(root: Path, out: Path, *extra: str, split: str = "all") -> int:
