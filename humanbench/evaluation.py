@@ -33,6 +33,10 @@ from humanbench.shards import Manifest, iter_encoded
 from humanbench.shards.manifest import fingerprint_files, sha256_file
 
 
+ADULT_BETAS = 10
+"""Shape coefficients of the neutral adult model that per-person protocols pose predictions with."""
+
+
 class EvaluationError(HumanbenchError):
     """Shards, predictions and protocol that do not fit together."""
 
@@ -152,6 +156,10 @@ def _evaluate_people(protocol: MeshProtocol, people: _People, pred: Predictions,
     rows = _prediction_rows(pred, people)
     pred_arrays = {name: arr[rows] for name, arr in pred.arrays().items()
                    if name not in ("keys", "person", "gender", "kid", "score", "joints2d")}
+    if "betas" in pred_arrays and pred_arrays["betas"].shape[1] > ADULT_BETAS:
+        raise PredictionError([f"betas: {pred_arrays['betas'].shape[1]} per person, but {protocol.id} poses predictions "
+                               f"with the neutral adult {protocol.pred_body_model} model ({ADULT_BETAS} betas); kid "
+                               f"predictions (11 betas) belong to protocols that model kids (agora/official)"])
     columns: dict[str, list[np.ndarray]] = {}
     for start in tqdm(range(0, len(people.keys), batch_size), desc=protocol.id, disable=not progress, unit="batch"):
         part = slice(start, start + batch_size)

@@ -201,3 +201,11 @@ def test_subsampling_keeps_every_kth_person_of_the_global_order() -> None:
     ranked = sorted(range(count), key=lambda i: order[i])
     assert sorted(kept.keys.tolist()) == sorted(f"k{i}" for i in ranked[::3])
     assert kept.arrays["betas"][:, 0].tolist() == [int(k[1:]) for k in kept.keys]
+
+
+def test_kid_width_betas_are_refused_clearly(shards, gt_people, tmp_path) -> None:
+    pred = noisy_predictions(gt_people, 0.01)
+    pred.betas = np.concatenate([pred.betas, np.zeros((len(pred.betas), 1))], axis=1)
+    save_predictions(pred, tmp_path / "kid.npz")
+    with pytest.raises(PredictionError, match="betas: 11 per person, but 3dpw/spin poses predictions with the neutral adult"):
+        evaluate("3dpw/spin", shards, tmp_path / "kid.npz", progress=False)
