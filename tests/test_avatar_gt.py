@@ -23,7 +23,6 @@ from humanbench.render_evaluation import RenderError, evaluate_renders, prepared
 from humanbench.schema import decode_image, decode_sample
 from humanbench.shards import Manifest, iter_encoded
 from humanbench.synthetic.raw.zju_mocap import write_miniature_zju
-from tests.test_metrics_image import random_features
 
 K = np.array([[180.0, 0.0, 97.3], [0.0, 176.0, 92.6], [0.0, 0.0, 1.0]])
 D = np.array([-0.28, 0.09, 1.2e-3, -0.9e-3, -0.015])
@@ -254,20 +253,6 @@ def test_equals_opencv_where_it_is_installed() -> None:
 
 
 # --- end to end on the converted ZJU-MoCap miniature -----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def torch_home(tmp_path_factory) -> Path:
-    """Locally generated VGG backbone weights (the lpips package ships its linear layers)."""
-    from humanbench.metrics.lpips_offline import backbone_path
-
-    home = tmp_path_factory.mktemp("torch-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCH_HOME", str(home))
-        backbone_path("vgg").parent.mkdir(parents=True, exist_ok=True)
-        torch.save({f"features.{k}": v for k, v in random_features("vgg", 1).state_dict().items()},
-                   backbone_path("vgg"))
-    return home
-
 
 @pytest.fixture(scope="module")
 def zju_manifests(tmp_path_factory) -> dict[str, Manifest]:

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torchvision
 from numpy.lib.stride_tricks import sliding_window_view
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from humanbench.metrics.image import LEGACY_FLOAT_DATA_RANGE, psnr, ssim_gaussian, ssim_skimage
-from humanbench.metrics.lpips_offline import LpipsWeightsError, backbone_path, load_lpips, lpips_distance
+from humanbench.metrics.lpips_offline import LpipsWeightsError, load_lpips, lpips_distance
 from humanbench.metrics.masking import (fill_outside, mask_at_box, mask_bbox, padded_bounds, projected_box_mask,
                                         quantize_uint8, ray_box_two_hits)
 from humanbench.protocols import get_protocol
 from humanbench.render_evaluation import score_images
+from tests.conftest import random_features
 
 
 def image_pair(n: int = 3, h: int = 24, w: int = 30, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,27 +145,6 @@ def test_identical_images_give_ssim_one() -> None:
 
 
 # --- LPIPS with locally generated backbone weights --------------------------------------------------------------
-
-
-def random_features(net: str, seed: int) -> torch.nn.Sequential:
-    """A torchvision ``features`` trunk (AlexNet or VGG16 layout) with seeded random weights."""
-    torch.manual_seed(seed)
-    if net == "vgg":
-        return torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
-    return torchvision.models.alexnet(weights=None).features
-
-
-@pytest.fixture(scope="module")
-def torch_home(tmp_path_factory) -> Path:
-    """A TORCH_HOME whose hub/checkpoints hold random AlexNet and VGG16 trunks under torchvision's file names."""
-    home = tmp_path_factory.mktemp("torch-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCH_HOME", str(home))
-        for seed, net in enumerate(("alex", "vgg")):
-            path = backbone_path(net)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({f"features.{k}": v for k, v in random_features(net, seed).state_dict().items()}, path)
-    return home
 
 
 @pytest.fixture()

@@ -22,14 +22,13 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from humanbench.cli import main
 from humanbench.conversion import write_shards
 from humanbench.evaluation import EvaluationError
-from humanbench.metrics.lpips_offline import backbone_path
 from humanbench.protocols import get_protocol
 from humanbench.records import read_record
 from humanbench.render_evaluation import RenderError, evaluate_renders, format_render_record, prepared_gt_images
 from humanbench.schema import decode_image, decode_sample
 from humanbench.shards import iter_encoded
 from humanbench.synthetic.world import SyntheticWorld, WorldConfig
-from tests.test_metrics_image import gaussian_ssim_numpy, random_features, reference_lpips
+from tests.test_metrics_image import gaussian_ssim_numpy, reference_lpips
 
 SIZE = 128  # the ZJU-MoCap protocols score 64x64 (x0.5): large enough for Neural Body's box-crop SSIM window
 HUMAN_RECT = (slice(8, 56), slice(10, 54))  # rows, cols of the hand-made NeuMan person mask
@@ -78,18 +77,6 @@ def shard_folders(tmp_path_factory) -> dict[str, Path]:
                      source_fingerprint="test", progress=False)
         folders[protocol_id] = out
     return folders
-
-
-@pytest.fixture(scope="module")
-def torch_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("torch-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCH_HOME", str(home))
-        for seed, net in enumerate(("alex", "vgg")):
-            backbone_path(net).parent.mkdir(parents=True, exist_ok=True)
-            torch.save({f"features.{k}": v for k, v in random_features(net, seed).state_dict().items()},
-                       backbone_path(net))
-    return home
 
 
 @pytest.fixture(autouse=True)

@@ -676,8 +676,7 @@ class _Assembler:
     def neck_head(self, root: np.ndarray) -> None:
         """Shoulder-to-neck blend rings, neck rings, then the head."""
         sp, b = self.spec, self.b
-        hj, nj = self.j["head"], self.j["neck"]
-        hs = sp.head
+        hj = self.j["head"]
         n_blend, n_neck, n = self.res.neck
         neck_rows = np.array([[-0.095, 0.062, 0.064, 0.070, -0.045],
                               [-0.075, 0.056, 0.053, 0.062, -0.045],
